@@ -1,6 +1,7 @@
 """ewasm: an Ewasm execution engine. Wasm is decoded, validated and compiled ahead of
 time to native code through llvmlite, then run with bounds-checked memory."""
 
+from .api import CompiledModule, compile, instantiate, resolve_imports, validate
 from .decoder import decode_module
 from .errors import (
     CallStackExhausted,
@@ -17,8 +18,27 @@ from .errors import (
 )
 from .features import Features
 from .module import Module
+from .runtime.externs import Global, HostFunc, Memory, Table
+from .runtime.instance import Func, Instance
+from .types import FuncType, GlobalType, Limits, MemoryType, TableType
 
 __all__ = [
+    "CompiledModule",
+    "Func",
+    "FuncType",
+    "Global",
+    "GlobalType",
+    "HostFunc",
+    "Instance",
+    "Limits",
+    "Memory",
+    "MemoryType",
+    "Table",
+    "TableType",
+    "compile",
+    "instantiate",
+    "resolve_imports",
+    "validate",
     "CallStackExhausted",
     "CompileError",
     "DecodeError",

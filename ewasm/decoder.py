@@ -67,13 +67,19 @@ _BLOCK_VALTYPES = {-1: I32, -2: I64, -3: F32, -4: F64}
 BLOCK_EMPTY = -64
 
 
-def decode_module(data: bytes, features: Features | None = None) -> Module:
-    """Decode a Wasm binary. Raises DecodeError for anything malformed."""
-    return _Decoder(bytes(data), features or Features.all()).decode()
+def decode_module(
+    data: bytes, features: Features | None = None, *, skip_bodies: bool = False
+) -> Module:
+    """Decode a Wasm binary. Raises DecodeError for anything malformed.
+
+    With skip_bodies, function bodies are only delimited, not decoded: enough to
+    instantiate code that was compiled (and so validated) before."""
+    return _Decoder(bytes(data), features or Features.all(), skip_bodies).decode()
 
 
 class _Decoder:
-    def __init__(self, data: bytes, features: Features) -> None:
+    def __init__(self, data: bytes, features: Features, skip_bodies: bool = False) -> None:
+        self.skip_bodies = skip_bodies
         self.data = data
         self.features = features
         self.module = Module()
@@ -297,6 +303,10 @@ class _Decoder:
                 raise self.fail("unexpected end (function body out of bounds)", size_pos)
             fr = ByteReader(self.data, start, start + size)
             fn = Function(self.module.func_types[i], offset=start)
+            if self.skip_bodies:
+                codes.append(fn)
+                r.pos = fr.end
+                continue
             total = 0
             for _ in range(self._vec_len(fr)):
                 cpos = fr.pos

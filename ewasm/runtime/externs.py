@@ -1,0 +1,147 @@
+"""The runtime objects a module imports and exports: Memory, Table, Global, HostFunc.
+
+Each owns the native structure that compiled code reads through the context, so that
+several instances can share one memory, table or global cell.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from collections.abc import Callable
+from typing import Any
+
+from ..compiler import abi
+from ..errors import ResourceLimitError
+from ..types import MAX_PAGES, PAGE_SIZE, FuncType, GlobalType, Limits, MemoryType, TableType
+from .values import from_carrier, to_carrier
+
+DEFAULT_MAX_MEMORY_PAGES = 1024  # 64 MiB: the engine's default cap, whatever a module declares
+DEFAULT_MAX_TABLE_ELEMENTS = 1 << 20
+
+
+class Memory:
+    """A linear memory. The whole capped size is reserved once (lazily committed by the
+    kernel), so the base never moves and growing only raises the accessible size."""
+
+    def __init__(self, type: MemoryType, *, max_pages: int = DEFAULT_MAX_MEMORY_PAGES) -> None:
+        self.type = type
+        declared_max = type.limits.max if type.limits.max is not None else MAX_PAGES
+        self.limit_pages = min(declared_max, max_pages, MAX_PAGES)
+        if type.limits.min > self.limit_pages:
+            raise ResourceLimitError(
+                f"memory of {type.limits.min} pages exceeds the engine limit of "
+                f"{self.limit_pages} pages"
+            )
+        reserve = max(self.limit_pages * PAGE_SIZE, mmap.PAGESIZE)
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
+        try:
+            self._mm = mmap.mmap(-1, reserve, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as exc:
+            raise ResourceLimitError(f"cannot reserve {reserve} bytes of memory: {exc}") from None
+        self._buf = (ctypes.c_char * reserve).from_buffer(self._mm)
+        self.desc = abi.MemoryDesc(ctypes.addressof(self._buf), type.limits.min * PAGE_SIZE,
+                                   self.limit_pages)
+
+    @property
+    def size(self) -> int:
+        """Current size in pages."""
+        return self.desc.size // PAGE_SIZE
+
+    @property
+    def data_size(self) -> int:
+        return self.desc.size
+
+    def grow(self, delta: int) -> int:
+        """Grow by delta pages; the old size in pages, or -1 when refused."""
+        old = self.size
+        if delta < 0 or old + delta > self.limit_pages:
+            return -1
+        self.desc.size = (old + delta) * PAGE_SIZE
+        return old
+
+    def read(self, address: int, length: int) -> bytes:
+        self._check(address, length)
+        return self._mm[address : address + length]
+
+    def write(self, address: int, data: bytes) -> None:
+        self._check(address, len(data))
+        self._mm[address : address + len(data)] = data
+
+    def _check(self, address: int, length: int) -> None:
+        if address < 0 or length < 0 or address + length > self.desc.size:
+            from ..errors import Trap, TrapKind
+
+            raise Trap(TrapKind.MEMORY_OUT_OF_BOUNDS)
+
+    def current_type(self) -> MemoryType:
+        """The type used for import matching: the current size is the minimum."""
+        return MemoryType(Limits(self.size, self.type.limits.max))
+
+
+class Table:
+    """A funcref table: an array of 32-byte elements (see abi.TableElem)."""
+
+    def __init__(self, type: TableType, *, max_elements: int = DEFAULT_MAX_TABLE_ELEMENTS) -> None:
+        self.type = type
+        n = type.limits.min
+        if n > max_elements:
+            raise ResourceLimitError(f"table of {n} elements exceeds the engine limit")
+        self._elems = (abi.TableElem * max(n, 1))()
+        self.desc = abi.TableDesc(ctypes.addressof(self._elems), n, n)
+        # Python-side owners of each element, kept alive while referenced by the table.
+        self._owners: list[Any] = [None] * n
+
+    @property
+    def size(self) -> int:
+        return self.desc.size
+
+    def current_type(self) -> TableType:
+        return TableType(self.type.elem_type, Limits(self.size, self.type.limits.max))
+
+    def get(self, index: int) -> Any:
+        if not 0 <= index < self.size:
+            from ..errors import Trap, TrapKind
+
+            raise Trap(TrapKind.TABLE_OUT_OF_BOUNDS)
+        return self._owners[index]
+
+
+class Global:
+    """A global variable: one 8-byte cell that compiled code reads and writes directly."""
+
+    def __init__(self, type: GlobalType, value: int = 0) -> None:
+        self.type = type
+        self._cell = ctypes.c_uint64(0)
+        self.value = value
+
+    @property
+    def address(self) -> int:
+        return ctypes.addressof(self._cell)
+
+    @property
+    def value(self) -> int:
+        return from_carrier(self._cell.value, self.type.valtype)
+
+    @value.setter
+    def value(self, v: int) -> None:
+        self._cell.value = to_carrier(v, self.type.valtype)
+
+
+class HostFunc:
+    """A function implemented in Python, with its Wasm type (checked when linking)."""
+
+    def __init__(self, type: FuncType, fn: Callable[..., Any]) -> None:
+        self.type = type
+        self.fn = fn
+        self._trampoline = None  # built on first use by runtime.calls
+        # A unique address standing for this function's context: never an instance's.
+        self._vmctx = ctypes.c_int64(0)
+
+    def __call__(self, *args: int) -> list[int]:
+        res = self.fn(*args)
+        if res is None:
+            return []
+        if isinstance(res, (tuple, list)):
+            return list(res)
+        return [res]

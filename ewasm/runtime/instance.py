@@ -1,0 +1,351 @@
+"""Instance: a compiled module bound to its imports, with its memory, table, globals and
+context; calls into compiled code and turns status returns into Python results or errors.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..compiler import abi
+from ..errors import Trap, TrapKind
+from ..module import (
+    DATA_ACTIVE,
+    ELEM_ACTIVE,
+    EXTERN_FUNC,
+    EXTERN_GLOBAL,
+    EXTERN_MEMORY,
+    EXTERN_TABLE,
+    Instr,
+)
+from ..opcodes import GLOBAL_GET, I32_CONST, I64_CONST, REF_FUNC, REF_NULL
+from ..types import FuncType
+from .externs import DEFAULT_MAX_MEMORY_PAGES, Global, HostFunc, Memory, Table
+from .stack import run_on_big_stack
+from .values import from_carrier, to_carrier
+
+if TYPE_CHECKING:
+    from ..api import CompiledModule
+
+# Call-depth budget in Wasm frame units (see compiler.lower.CALL_BASE_COST).
+DEFAULT_STACK_BUDGET = 1 << 20
+
+_sig_lock = threading.Lock()
+_sig_ids: dict[FuncType, int] = {}
+
+
+def signature_id(ft: FuncType) -> int:
+    """A process-wide id per function type; 0 is reserved for null table elements."""
+    with _sig_lock:
+        sid = _sig_ids.get(ft)
+        if sid is None:
+            sid = _sig_ids[ft] = len(_sig_ids) + 1
+        return sid
+
+
+_exec = threading.local()
+
+
+def _budget_stack() -> list[int]:
+    stack = getattr(_exec, "budgets", None)
+    if stack is None:
+        stack = _exec.budgets = []
+    return stack
+
+
+class FuncRef:
+    """What a table element or an import entry needs to call a function."""
+
+    __slots__ = ("internal", "wrapper", "vmctx", "sig", "owner")
+
+    def __init__(self, internal: int, wrapper: int, vmctx: int, sig: int, owner: Any) -> None:
+        self.internal = internal
+        self.wrapper = wrapper
+        self.vmctx = vmctx
+        self.sig = sig
+        self.owner = owner
+
+
+def _host_funcref(hf: HostFunc) -> FuncRef:
+    if hf._trampoline is None:
+        hf._trampoline = _make_trampoline(hf)
+    addr = ctypes.cast(hf._trampoline, ctypes.c_void_p).value
+    return FuncRef(0, addr, ctypes.addressof(hf._vmctx), signature_id(hf.type), hf)
+
+
+def _make_trampoline(hf: HostFunc):
+    params, results = hf.type.params, hf.type.results
+    nslots = max(len(params), len(results), 1)
+    fn = hf.fn
+
+    def trampoline(callee: int, caller: int | None, vals_ptr: int) -> int:
+        # Never let an exception cross into native frames: stash it, return a status.
+        try:
+            budget = (ctypes.c_int64.from_address(caller + abi.CTX_BUDGET).value
+                      if caller else DEFAULT_STACK_BUDGET)
+            stack = _budget_stack()
+            stack.append(budget)
+            try:
+                vals = (ctypes.c_uint64 * nslots).from_address(vals_ptr)
+                args = [from_carrier(vals[i], t) for i, t in enumerate(params)]
+                res = fn(*args)
+                if res is None:
+                    res = ()
+                elif not isinstance(res, (tuple, list)):
+                    res = (res,)
+                if len(res) != len(results):
+                    raise TypeError(
+                        f"host function returned {len(res)} values, its type {hf.type} "
+                        f"declares {len(results)}"
+                    )
+                for i, (t, v) in enumerate(zip(results, res, strict=True)):
+                    vals[i] = to_carrier(v, t)
+            finally:
+                stack.pop()
+            return abi.STATUS_OK
+        except BaseException as exc:
+            _exec.pending = exc
+            return abi.STATUS_HOST
+
+    return abi.WRAPPER_CFUNC(trampoline)
+
+
+class Func:
+    """An exported (or table-held) Wasm function of an instance; call it like a function."""
+
+    def __init__(self, instance: Instance, index: int) -> None:
+        self.instance = instance
+        self.index = index
+        self.type: FuncType = instance._func_types[index]
+
+    def __call__(self, *args: int) -> list[int]:
+        return self.instance._call(self.index, args)
+
+    def __repr__(self) -> str:
+        return f"<ewasm.Func {self.index} {self.type}>"
+
+
+def funcref_of(ext: Any) -> FuncRef:
+    if isinstance(ext, Func):
+        return ext.instance._funcrefs[ext.index]
+    if isinstance(ext, HostFunc):
+        return _host_funcref(ext)
+    raise TypeError(f"not a function: {ext!r}")
+
+
+class Instance:
+    """A module instance. Create it with ewasm.instantiate()."""
+
+    def __init__(
+        self,
+        compiled: CompiledModule,
+        externs: Sequence[Any],
+        *,
+        max_memory_pages: int = DEFAULT_MAX_MEMORY_PAGES,
+    ) -> None:
+        m = compiled.module
+        self.compiled = compiled
+        self._externs = list(externs)  # keeps imported objects alive
+        code = compiled.load()
+        self._code = code
+        self.ctx = abi.VMContext()
+        ctx_addr = ctypes.addressof(self.ctx)
+        self._func_types = m.all_func_types()
+
+        # --- imports ------------------------------------------------------------------
+        self._funcrefs: list[FuncRef] = []
+        self.memory: Memory | None = None
+        self.table: Table | None = None
+        self._globals: list[Global] = []
+        nimp = m.num_imported_funcs
+        self._import_entries = (abi.ImportEntry * max(nimp, 1))()
+        for imp, ext in zip(m.imports, externs, strict=True):
+            if imp.kind == EXTERN_FUNC:
+                ref = funcref_of(ext)
+                entry = self._import_entries[len(self._funcrefs)]
+                entry.fn, entry.vmctx = ref.wrapper, ref.vmctx
+                self._funcrefs.append(ref)
+            elif imp.kind == EXTERN_MEMORY:
+                self.memory = ext
+            elif imp.kind == EXTERN_TABLE:
+                self.table = ext
+            elif imp.kind == EXTERN_GLOBAL:
+                self._globals.append(ext)
+        self._nimp = nimp
+        for i, t in enumerate(m.func_types):
+            sig = signature_id(m.types[t])
+            ref = FuncRef(code.internal(i), code.wrapper(i), ctx_addr, sig, None)
+            self._funcrefs.append(ref)
+            ref.owner = Func(self, nimp + i)
+
+        # --- own definitions ------------------------------------------------------------
+        if m.memories:
+            self.memory = Memory(m.memories[0], max_pages=max_memory_pages)
+        if m.tables:
+            self.table = Table(m.tables[0])
+        if self.table is not None:
+            # Table elements point into this instance's code and context.
+            self.table_keepalive(self.table)
+        for g in m.globals:
+            self._globals.append(Global(g.type, self._const(g.init)))
+        self._global_ptrs = (ctypes.c_void_p * max(len(self._globals), 1))(
+            *[g.address for g in self._globals]
+        )
+        self._sig_ids = (ctypes.c_int64 * max(len(m.types), 1))(
+            *[signature_id(t) for t in m.types]
+        )
+        self._elem_arrays: list[Any] = []
+        self._elem_owners: list[list[Any]] = []
+        self._elem_descs = (abi.SegDesc * max(len(m.elems), 1))()
+        for k, seg in enumerate(m.elems):
+            arr = (abi.TableElem * max(len(seg.items), 1))()
+            owners = []
+            for j, expr in enumerate(seg.items):
+                ref = self._const_ref(expr)
+                owners.append(ref)
+                if ref is not None:
+                    arr[j] = abi.TableElem(ref.internal, ref.wrapper, ref.vmctx, ref.sig)
+            self._elem_arrays.append(arr)
+            self._elem_owners.append(owners)
+            self._elem_descs[k] = abi.SegDesc(ctypes.addressof(arr), len(seg.items))
+        self._data_bufs = [ctypes.create_string_buffer(seg.data, max(len(seg.data), 1))
+                           for seg in m.datas]
+        self._data_descs = (abi.SegDesc * max(len(m.datas), 1))()
+        for k, (seg, buf) in enumerate(zip(m.datas, self._data_bufs, strict=True)):
+            self._data_descs[k] = abi.SegDesc(ctypes.addressof(buf), len(seg.data))
+
+        ctx = self.ctx
+        ctx.memory = ctypes.addressof(self.memory.desc) if self.memory else None
+        ctx.globals = ctypes.addressof(self._global_ptrs)
+        ctx.table = ctypes.addressof(self.table.desc) if self.table else None
+        ctx.imports = ctypes.addressof(self._import_entries)
+        ctx.sig_ids = ctypes.addressof(self._sig_ids)
+        ctx.elem_segs = ctypes.addressof(self._elem_descs)
+        ctx.data_segs = ctypes.addressof(self._data_descs)
+        ctx.budget = DEFAULT_STACK_BUDGET
+
+        self.exports: dict[str, Any] = {}
+        for exp in m.exports:
+            self.exports[exp.name] = self._export_object(exp.kind, exp.index)
+
+        self._initialise_segments(compiled.features.bulk_memory)
+        if m.start is not None:
+            self._call(m.start, ())
+
+    def table_keepalive(self, table: Table) -> None:
+        keep = getattr(table, "_instances", None)
+        if keep is None:
+            keep = table._instances = []
+        keep.append(self)
+
+    # --- constant expressions -----------------------------------------------------------
+    def _const(self, expr: list[Instr]) -> int:
+        op, imm, _ = expr[0]
+        if op in (I32_CONST, I64_CONST):
+            return imm
+        if op == GLOBAL_GET:
+            return self._globals[imm].value
+        if op in (0x43, 0x44):  # float constants: their bit patterns
+            return imm
+        raise Trap(TrapKind.HOST, f"unsupported constant expression opcode 0x{op:02x}")
+
+    def _const_ref(self, expr: list[Instr]) -> FuncRef | None:
+        op, imm, _ = expr[0]
+        if op == REF_NULL:
+            return None
+        if op == REF_FUNC:
+            return self._funcrefs[imm]
+        raise Trap(TrapKind.HOST, f"unsupported element expression opcode 0x{op:02x}")
+
+    def _initialise_segments(self, bulk: bool) -> None:
+        m = self.compiled.module
+        active_elems = [(k, s) for k, s in enumerate(m.elems) if s.mode == ELEM_ACTIVE]
+        active_datas = [(k, s) for k, s in enumerate(m.datas) if s.mode == DATA_ACTIVE]
+        if not bulk:
+            # Wasm 1.0: every segment is checked before anything is written.
+            for _, seg in active_elems:
+                if self._const(seg.offset_expr) % (1 << 32) + len(seg.items) > self.table.size:
+                    raise Trap(TrapKind.TABLE_OUT_OF_BOUNDS, "elements segment does not fit")
+            for _, seg in active_datas:
+                off = self._const(seg.offset_expr) % (1 << 32)
+                if off + len(seg.data) > self.memory.data_size:
+                    raise Trap(TrapKind.MEMORY_OUT_OF_BOUNDS, "data segment does not fit")
+        for k, seg in active_elems:
+            off = self._const(seg.offset_expr) % (1 << 32)
+            n = len(seg.items)
+            if off + n > self.table.size:
+                raise Trap(TrapKind.TABLE_OUT_OF_BOUNDS, "out of bounds table access")
+            ctypes.memmove(
+                self.table.desc.elems + off * abi.ELEM_SIZE,
+                ctypes.addressof(self._elem_arrays[k]),
+                n * abi.ELEM_SIZE,
+            )
+            for j, ref in enumerate(self._elem_owners[k]):
+                self.table._owners[off + j] = None if ref is None else ref.owner
+            self._elem_descs[k].len = 0
+        for k, seg in enumerate(m.elems):
+            if seg.mode != ELEM_ACTIVE and seg.mode != 1:  # declarative: dropped at once
+                self._elem_descs[k].len = 0
+        for k, seg in active_datas:
+            off = self._const(seg.offset_expr) % (1 << 32)
+            if off + len(seg.data) > self.memory.data_size:
+                raise Trap(TrapKind.MEMORY_OUT_OF_BOUNDS, "out of bounds memory access")
+            if seg.data:
+                self.memory.write(off, seg.data)
+            self._data_descs[k].len = 0
+
+    def _export_object(self, kind: int, index: int) -> Any:
+        m = self.compiled.module
+        if kind == EXTERN_FUNC:
+            nimp = m.num_imported_funcs
+            return self._funcrefs[index].owner
+        if kind == EXTERN_MEMORY:
+            return self.memory
+        if kind == EXTERN_TABLE:
+            return self.table
+        return self._globals[index]
+
+    # --- calls -------------------------------------------------------------------------------
+    def invoke(self, name: str, *args: int) -> list[int]:
+        """Call an exported function by name; results as a list of Python ints."""
+        func = self.exports.get(name)
+        if func is None:
+            raise KeyError(f"no export named {name!r}")
+        if not callable(func):
+            raise TypeError(f"export {name!r} is not a function")
+        return func(*args)
+
+    def _call(self, index: int, args: Sequence[int]) -> list[int]:
+        ft = self._func_types[index]
+        if len(args) != len(ft.params):
+            raise TypeError(f"function {index} takes {len(ft.params)} arguments, got {len(args)}")
+        ref = self._funcrefs[index]
+        if index < self._nimp:
+            return ref.owner(*args)  # an imported function: call it where it lives
+        n = max(len(ft.params), len(ft.results), 1)
+        vals = (ctypes.c_uint64 * n)(*[to_carrier(a, t) for a, t in zip(args, ft.params,
+                                                                          strict=True)])
+        entry = abi.WRAPPER_CFUNC(ref.wrapper)
+        ctx = self.ctx
+        vmctx = ref.vmctx
+
+        def run() -> tuple[int, BaseException | None]:
+            stack = _budget_stack()
+            ctx.budget = stack[-1] if stack else DEFAULT_STACK_BUDGET
+            status = entry(vmctx, None, ctypes.addressof(vals))
+            exc = None
+            if status == abi.STATUS_HOST:
+                exc = getattr(_exec, "pending", None)
+                _exec.pending = None
+            return status, exc
+
+        status, exc = run_on_big_stack(run)
+        if status == abi.STATUS_OK:
+            return [from_carrier(vals[i], t) for i, t in enumerate(ft.results)]
+        if status == abi.STATUS_TRAP:
+            raise Trap.make(ctx.trap_code, func_index=ctx.trap_func, offset=ctx.trap_offset)
+        if exc is not None:
+            raise exc
+        raise Trap(TrapKind.HOST, f"compiled code returned unknown status {status}")
