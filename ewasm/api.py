@@ -114,7 +114,12 @@ def compile(
             return CompiledModule(wasm, decode_module(wasm, features, skip_bodies=True), obj,
                                   key, features)
     module = validate(wasm, features)
-    obj = compile_module(module, spec)
+    try:
+        obj = compile_module(module, spec)
+    except CompileError:
+        raise
+    except Exception as exc:  # a compiler bug must still surface as a typed error
+        raise CompileError(f"internal compiler error: {type(exc).__name__}: {exc}") from exc
     if store is not None:
         store.put(key, obj)
     return CompiledModule(wasm, module, obj, key, features)

@@ -30,7 +30,7 @@ from .module import (
     Instr,
     Module,
 )
-from .opcodes import OPS, REF_FUNC, REF_NULL, Feature, Imm
+from .opcodes import OPS, REF_FUNC, REF_NULL, Imm
 from .reader import ByteReader
 from .types import (
     EXTERNREF,

@@ -4,7 +4,12 @@ Every llvmlite call of the compile path is here, behind one function."""
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
+import os
+import struct
 import threading
+from concurrent.futures import ProcessPoolExecutor
 
 import llvmlite.binding as llvm
 
@@ -52,6 +57,68 @@ def compile_ir(ir_text: str, spec: TargetSpec, *, verify: bool = False) -> bytes
         return bytes(tm.emit_object(mod))
 
 
-def compile_module(module: Module, spec: TargetSpec | None = None, *, verify: bool = False) -> bytes:
-    """Decoded, validated module -> object bytes (deterministic for a given module)."""
-    return compile_ir(lower_module(module), spec or TargetSpec.portable(), verify=verify)
+def pack_objects(objects: list[bytes]) -> bytes:
+    """Several partition objects as one payload: count, lengths, then the bytes."""
+    head = struct.pack(f"<I{len(objects)}Q", len(objects), *(len(o) for o in objects))
+    return head + b"".join(objects)
+
+
+def unpack_objects(payload: bytes) -> list[bytes]:
+    if len(payload) < 4:
+        raise CompileError("compiled code payload is truncated")
+    (n,) = struct.unpack_from("<I", payload)
+    if n > 64 or len(payload) < 4 + 8 * n:
+        raise CompileError("compiled code payload is malformed")
+    lengths = struct.unpack_from(f"<{n}Q", payload, 4)
+    pos = 4 + 8 * n
+    if pos + sum(lengths) != len(payload):
+        raise CompileError("compiled code payload is truncated")
+    out = []
+    for length in lengths:
+        out.append(payload[pos : pos + length])
+        pos += length
+    return out
+
+
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _jobs() -> int:
+    env = os.environ.get("EWASM_COMPILE_JOBS")
+    if env and env.isdigit():
+        return max(1, int(env))
+    return os.cpu_count() or 1
+
+
+def _get_pool(workers: int) -> ProcessPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            # spawn, not fork: the parent has threads (execution workers, LLVM).
+            ctx = multiprocessing.get_context("spawn")
+            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            atexit.register(_pool.shutdown, wait=False, cancel_futures=True)
+        return _pool
+
+
+def compile_module(
+    module: Module, spec: TargetSpec | None = None, *, verify: bool = False
+) -> bytes:
+    """Decoded, validated module -> object payload (deterministic for a given module).
+
+    Big modules are lowered to several partitions; with more than one core they compile
+    in parallel worker processes (llvmlite serialises all LLVM calls in one process)."""
+    spec = spec or TargetSpec.portable()
+    texts = lower_module(module)
+    jobs = min(_jobs(), len(texts))
+    if jobs > 1:
+        try:
+            pool = _get_pool(jobs)
+            futures = [pool.submit(compile_ir, t, spec, verify=verify) for t in texts]
+            return pack_objects([f.result() for f in futures])
+        except CompileError:
+            raise
+        except Exception:  # no usable worker processes here: compile in-process
+            pass
+    return pack_objects([compile_ir(t, spec, verify=verify) for t in texts])

@@ -101,8 +101,6 @@ class ModuleLowering:
         self.num_imported = module.num_imported_funcs
         self.global_types = module.all_global_types()
         self.has_memory = bool(module.all_memories())
-        self.intrinsics: set[str] = set()
-        self.needs_grow = False
         self.inline: set[int] = set()
         for i, fn in enumerate(module.codes):
             if len(fn.body) <= INLINE_LIMIT and not any(
@@ -111,28 +109,85 @@ class ModuleLowering:
                 self.inline.add(self.num_imported + i)
 
 
-def lower_module(module: Module) -> str:
-    """The whole module as LLVM IR text (deterministic for a given module)."""
+# Modules above this many instructions are split into partitions compiled in parallel.
+# The count depends only on the module, so the object bytes never depend on the machine.
+PARTITION_INSTRUCTIONS = 16384
+MAX_PARTITIONS = 4
+
+
+def partition_count(module: Module) -> int:
+    total = sum(len(fn.body) for fn in module.codes)
+    return max(1, min(MAX_PARTITIONS, -(-total // PARTITION_INSTRUCTIONS)))
+
+
+def lower_module(module: Module) -> list[str]:
+    """The module as LLVM IR texts, one per partition (deterministic for a module).
+
+    Partition 0 also holds the function table. With several partitions, functions get
+    external linkage so that calls link across objects, and each partition carries
+    `available_externally` copies of the leaf functions it would inline."""
     ml = ModuleLowering(module)
-    parts: list[str] = []
+    k = partition_count(module)
+    nimp = ml.num_imported
+    texts: dict[int, str] = {}
+    callees: dict[int, set[int]] = {}
     for i, fn in enumerate(module.codes):
-        idx = ml.num_imported + i
-        parts.append(_FuncLowerer(ml, idx, fn).lower())
-        parts.append(_wrapper(ml, idx))
-    n = len(module.codes)
-    if n:
-        items = ", ".join(
-            f"ptr @f{ml.num_imported + i}, ptr @w{ml.num_imported + i}" for i in range(n)
-        )
-        parts.append(f"@{abi.FUNCS_SYMBOL} = constant [{2 * n} x ptr] [{items}]")
-    else:
-        parts.append(f"@{abi.FUNCS_SYMBOL} = constant [0 x ptr] zeroinitializer")
-    head = [_INTRINSIC_DECLS[name] for name in sorted(ml.intrinsics)]
-    if ml.needs_grow:
-        head.append(_GROW_HELPER)
-    head.append("attributes #0 = { nounwind }")
-    head.append("attributes #1 = { nounwind alwaysinline }")
-    return "\n".join(head + parts) + "\n"
+        idx = nimp + i
+        lowering = _FuncLowerer(ml, idx, fn)
+        texts[idx] = lowering.lower()
+        callees[idx] = lowering.callees
+    # Greedy bin packing, largest first; ties broken by index for determinism.
+    bins: list[list[int]] = [[] for _ in range(k)]
+    loads = [0] * k
+    order = sorted(range(len(module.codes)), key=lambda i: (-len(module.codes[i].body), i))
+    for i in order:
+        b = min(range(k), key=lambda j: (loads[j], j))
+        bins[b].append(nimp + i)
+        loads[b] += len(module.codes[i].body) + 1
+    linkage = "internal " if k == 1 else ""
+    out = []
+    for p, members in enumerate(bins):
+        members.sort()
+        mine = set(members)
+        parts: list[str] = []
+        for idx in members:
+            parts.append(texts[idx].replace("define @@LINKAGE@@", f"define {linkage}", 1))
+            parts.append(_wrapper(ml, idx, linkage))
+        needed = set().union(*(callees[idx] for idx in members)) - mine
+        for idx in sorted(needed):
+            if idx in ml.inline:
+                parts.append(texts[idx].replace("define @@LINKAGE@@",
+                                                "define available_externally ", 1))
+            else:
+                parts.append(_declare(ml, idx))
+        if p == 0:
+            n = len(module.codes)
+            for i in range(n):
+                idx = nimp + i
+                if idx not in mine:
+                    if idx not in needed:
+                        parts.append(_declare(ml, idx))
+                    parts.append(f"declare i32 @w{idx}(ptr, ptr, ptr)")
+            if n:
+                items = ", ".join(f"ptr @f{nimp + i}, ptr @w{nimp + i}" for i in range(n))
+                parts.append(f"@{abi.FUNCS_SYMBOL} = constant [{2 * n} x ptr] [{items}]")
+            else:
+                parts.append(f"@{abi.FUNCS_SYMBOL} = constant [0 x ptr] zeroinitializer")
+        body = "\n".join(parts)
+        head = [decl for name, decl in sorted(_INTRINSIC_DECLS.items())
+                if f"@llvm.{_INTRINSIC_NAMES[name]}(" in body]
+        if "@ewasm.memory_grow(" in body:
+            head.append(_GROW_HELPER)
+        head.append("attributes #0 = { nounwind }")
+        head.append("attributes #1 = { nounwind alwaysinline }")
+        out.append("\n".join(head) + "\n" + body + "\n")
+    return out
+
+
+def _declare(ml: ModuleLowering, idx: int) -> str:
+    ft = ml.func_types[idx]
+    params = ", ".join(["ptr", "i64"] + [_LT[t] for t in ft.params])
+    return f"declare fastcc {ret_type(ft)} @f{idx}({params})"
 
 
 _INTRINSIC_DECLS = {
@@ -149,6 +204,10 @@ _INTRINSIC_DECLS = {
     "fshl.i64": "declare i64 @llvm.fshl.i64(i64, i64, i64)",
     "fshr.i32": "declare i32 @llvm.fshr.i32(i32, i32, i32)",
     "fshr.i64": "declare i64 @llvm.fshr.i64(i64, i64, i64)",
+}
+_INTRINSIC_NAMES = {
+    "memset": "memset.p0.i64", "memmove": "memmove.p0.p0.i64", "memcpy": "memcpy.p0.p0.i64",
+    **{k: k for k in _INTRINSIC_DECLS if "." in k and not k.startswith("mem")},
 }
 
 _GROW_HELPER = f"""define internal i32 @ewasm.memory_grow(ptr %m, i32 %delta) #0 {{
@@ -172,11 +231,11 @@ fail:
 }}"""
 
 
-def _wrapper(ml: ModuleLowering, idx: int) -> str:
+def _wrapper(ml: ModuleLowering, idx: int, linkage: str) -> str:
     ft = ml.func_types[idx]
     rt = ret_type(ft)
     lines = [
-        f"define i32 @w{idx}(ptr %callee, ptr %caller, ptr %vals) #0 {{",
+        f"define {linkage}i32 @w{idx}(ptr %callee, ptr %caller, ptr %vals) #0 {{",
         "entry:",
         "  %hascaller = icmp ne ptr %caller, null",
         "  %bsrc = select i1 %hascaller, ptr %caller, ptr %callee",
@@ -258,6 +317,7 @@ class _FuncLowerer:
         self.need_data_segs = False
         self.vbuf_slots = 0
         self.deferred: list[str] = []
+        self.callees: set[int] = set()
 
     # --- small helpers ------------------------------------------------------------------
     def tmp(self) -> str:
@@ -440,7 +500,7 @@ class _FuncLowerer:
         for k in range(len(params), len(self.local_types)):
             self.entry.append(f"  store {self.local_types[k]} 0, ptr %l{k}")
         if self.ml.has_memory:
-            self.entry.append(f"  %mdesc = load ptr, ptr %ctx")
+            self.entry.append("  %mdesc = load ptr, ptr %ctx")
             self.entry.append("  %mbase = alloca ptr")
             self.entry.append("  %msize = alloca i64")
             self.entry.append("  %mb0 = load ptr, ptr %mdesc")
@@ -458,7 +518,7 @@ class _FuncLowerer:
         cost = CALL_BASE_COST + len(self.local_types) + self.max_height
         attrs = "#1" if idx in self.ml.inline else "#0"
         sig = ", ".join(["ptr %ctx", "i64 %budget.in"] + [f"{lt} {n}" for lt, n in params])
-        text = [f"define internal fastcc {self.rt} @f{idx}({sig}) {attrs} {{", "entry:"]
+        text = [f"define @@LINKAGE@@fastcc {self.rt} @f{idx}({sig}) {attrs} {{", "entry:"]
         text += self.entry
         if self.vbuf_slots:
             text.append(f"  %vbuf = alloca [{self.vbuf_slots} x i64], align 8")
@@ -700,7 +760,6 @@ class _FuncLowerer:
             self.emit(f"{r} = {name} {t} {a}, {m}")
         elif name in ("rotl", "rotr"):
             fn = ("fshl." if name == "rotl" else "fshr.") + t
-            self.ml.intrinsics.add(fn)
             self.emit(f"{r} = call {t} @llvm.{fn}({t} {a}, {t} {a}, {t} {b})")
         else:
             self.emit(f"{r} = {name} {t} {a}, {b}")
@@ -752,7 +811,6 @@ class _FuncLowerer:
         name, t = _UNOPS[op]
         _, a = self.pop()
         fn = f"{name}.{t}"
-        self.ml.intrinsics.add(fn)
         r = self.tmp()
         if name == "ctpop":
             self.emit(f"{r} = call {t} @llvm.{fn}({t} {a})")
@@ -811,7 +869,6 @@ class _FuncLowerer:
 
     def h_memory_grow(self, op, imm, off):
         _, delta = self.pop()
-        self.ml.needs_grow = True
         r = self.tmp()
         self.emit(f"{r} = call i32 @ewasm.memory_grow(ptr %mdesc, i32 {delta})")
         self.reload_memory()
@@ -836,7 +893,6 @@ class _FuncLowerer:
         p = self.gep(self.mem_base(), d)
         b = self.tmp()
         self.emit(f"{b} = trunc i32 {vals[1][1]} to i8")
-        self.ml.intrinsics.add("memset")
         self.emit(f"call void @llvm.memset.p0.i64(ptr {p}, i8 {b}, i64 {n}, i1 false)")
 
     def h_memory_copy(self, op, imm, off):
@@ -845,7 +901,6 @@ class _FuncLowerer:
         self.mem_check(d, n, off)
         base = self.mem_base()
         pd, ps = self.gep(base, d), self.gep(base, s)
-        self.ml.intrinsics.add("memmove")
         self.emit(f"call void @llvm.memmove.p0.p0.i64(ptr {pd}, ptr {ps}, i64 {n}, i1 false)")
 
     def seg_desc(self, field_offset: int, seg: int) -> str:
@@ -871,7 +926,6 @@ class _FuncLowerer:
         self.mem_check(d, n, off)
         pd = self.gep(self.mem_base(), d)
         ps = self.gep(sptr, s)
-        self.ml.intrinsics.add("memcpy")
         self.emit(f"call void @llvm.memcpy.p0.p0.i64(ptr {pd}, ptr {ps}, i64 {n}, i1 false)")
 
     def h_data_drop(self, op, imm, off):
@@ -919,7 +973,6 @@ class _FuncLowerer:
         self.emit(f"{so} = mul i64 {s}, {abi.ELEM_SIZE}")
         self.emit(f"{no} = mul i64 {n}, {abi.ELEM_SIZE}")
         pd, ps = self.gep(dbase, do), self.gep(sbase, so)
-        self.ml.intrinsics.add("memmove")
         self.emit(f"call void @llvm.memmove.p0.p0.i64(ptr {pd}, ptr {ps}, i64 {no}, i1 false)")
 
     def h_elem_drop(self, op, imm, off):
@@ -994,6 +1047,7 @@ class _FuncLowerer:
             self.reload_memory()
             return
         rt = ret_type(ft)
+        self.callees.add(imm)
         arglist = ", ".join(["ptr %ctx", "i64 %budget"] + [f"{t} {v}" for t, v in args])
         r = self.tmp()
         self.emit(f"{r} = call fastcc {rt} @f{imm}({arglist})")

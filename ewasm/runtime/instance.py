@@ -297,9 +297,7 @@ class Instance:
             self._data_descs[k].len = 0
 
     def _export_object(self, kind: int, index: int) -> Any:
-        m = self.compiled.module
         if kind == EXTERN_FUNC:
-            nimp = m.num_imported_funcs
             return self._funcrefs[index].owner
         if kind == EXTERN_MEMORY:
             return self.memory

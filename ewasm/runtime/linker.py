@@ -14,6 +14,7 @@ from functools import cache
 import llvmlite.binding as llvm
 
 from ..compiler import abi
+from ..compiler.codegen import unpack_objects
 from ..compiler.target import TargetSpec, target_machine
 from ..errors import CompileError
 
@@ -49,10 +50,13 @@ class LoadedCode:
         return ctypes.c_void_p.from_address(self.funcs + 16 * i + 8).value or 0
 
 
-def load_object(obj: bytes, count: int, name_hint: str) -> LoadedCode:
+def load_object(payload: bytes, count: int, name_hint: str) -> LoadedCode:
+    objects = unpack_objects(payload)
     with _lock:
         jit = _lljit()
-        builder = llvm.JITLibraryBuilder().add_object_img(obj)
+        builder = llvm.JITLibraryBuilder()
+        for obj in objects:
+            builder.add_object_img(obj)
         for name, addr in _libc_addresses().items():
             builder.import_symbol(name, addr)
         builder.export_symbol(abi.FUNCS_SYMBOL)

@@ -1,0 +1,144 @@
+"""The `ewasm` command line: validate, compile, run, and a demo of the whole pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from . import api
+from .errors import LinkError, Trap, WasmError
+from .module import EXTERN_FUNC
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"error: cannot read {path}: {exc.strerror}") from None
+
+
+def _load_compiled(data: bytes) -> api.CompiledModule:
+    if data[:8] == api.ARTEFACT_MAGIC:
+        return api.CompiledModule.deserialize(data)
+    return api.compile(data)
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise SystemExit(f"error: argument {text!r} is not an integer") from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    module = api.validate(_read(args.file))
+    n_funcs = len(module.codes)
+    print(f"{args.file}: valid ({n_funcs} functions, {len(module.imports)} imports, "
+          f"{len(module.exports)} exports)")
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    compiled = api.compile(_read(args.file), cache=not args.no_cache)
+    artefact = compiled.serialize()
+    Path(args.output).write_bytes(artefact)
+    print(f"{args.output}: {len(artefact)} bytes ({len(compiled.object_code)} bytes of code) "
+          f"in {time.perf_counter() - start:.3f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    compiled = _load_compiled(_read(args.file))
+    if compiled.module.imports and not args.allow_imports:
+        first = compiled.module.imports[0]
+        raise LinkError(f"module imports {first.module}.{first.name}; `ewasm run` provides no "
+                        "imports")
+    instance = api.instantiate(compiled)
+    name, *raw_args = args.invoke
+    func = instance.exports.get(name)
+    if func is None or not callable(func):
+        names = [e.name for e in compiled.module.exports if e.kind == EXTERN_FUNC]
+        raise LinkError(f"no exported function {name!r} (exports: {', '.join(names)})")
+    call_args = [_parse_int(a) for a in raw_args]
+    start = time.perf_counter()
+    results = func(*call_args)
+    elapsed = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"function": name, "args": call_args, "results": results,
+                          "seconds": round(elapsed, 6)}))
+    else:
+        print(" ".join(str(r) for r in results))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    wasm = resources.files("ewasm.examples").joinpath("demo.wasm").read_bytes()
+    t0 = time.perf_counter()
+    compiled = api.compile(wasm)
+    t1 = time.perf_counter()
+    instance = api.instantiate(compiled)
+    t2 = time.perf_counter()
+    print(f"compiled the embedded demo module ({len(wasm)} bytes of Wasm) to "
+          f"{len(compiled.object_code)} bytes of native code in {t1 - t0:.3f} s; "
+          f"instantiated in {(t2 - t1) * 1000:.1f} ms")
+    t = time.perf_counter()
+    (fib,) = instance.invoke("fib", 27)
+    print(f"fib(27) = {fib}  ({(time.perf_counter() - t) * 1000:.2f} ms)")
+    t = time.perf_counter()
+    (h,) = instance.invoke("checksum", 65536, 12345)
+    print(f"checksum(64 KiB) = {h & 0xFFFFFFFF:#010x}  ({(time.perf_counter() - t) * 1000:.2f} ms)")
+    try:
+        instance.invoke("crash", 10 * 65536)
+    except Trap as trap:
+        print(f"crash(655360) trapped as expected: {trap.kind.name}: {trap}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ewasm", description="Ewasm execution engine")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("validate", help="decode and validate a Wasm module")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("compile", help="compile a module to a deterministic native artefact")
+    s.add_argument("file")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    s.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser("run", help="run an exported function")
+    s.add_argument("file", help="a .wasm module or an artefact from `ewasm compile`")
+    s.add_argument("--invoke", required=True, nargs="+", metavar=("NAME", "ARGS"),
+                   help="the function to call and its integer arguments (decimal or 0x hex)")
+    s.add_argument("--json", action="store_true", help="print a JSON record")
+    s.add_argument("--allow-imports", action="store_true", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("demo", help="compile and run the embedded example module")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except WasmError as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except TypeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
