@@ -135,7 +135,9 @@ class _Decoder:
             raise self.fail("function and code section have inconsistent lengths", len(data))
         if m.data_count is not None and m.data_count != len(m.datas):
             raise self.fail("data count and data section have inconsistent lengths", len(data))
-        if self.uses_data_count_ops and m.data_count is None:
+        # With no data segments at all, the reference interpreter reports a data index as
+        # unknown (invalid) rather than the section as missing (malformed).
+        if self.uses_data_count_ops and m.data_count is None and m.datas:
             raise self.fail("data count section required", len(data))
         return m
 
@@ -153,7 +155,8 @@ class _Decoder:
         t = r.byte()
         if t in _NUM_TYPES:
             return t
-        if t == FUNCREF or (t == EXTERNREF and self.features.reference_types):
+        # Without reference types, funcref is only a table element type.
+        if t in (FUNCREF, EXTERNREF) and self.features.reference_types:
             return t
         raise self.fail(f"malformed value type 0x{t:02x}", pos)
 
@@ -479,7 +482,7 @@ class _Decoder:
             r.pos += 1
             return BLOCK_EMPTY
         if 0x40 < b < 0x80:  # a one-byte negative s33: must be a value type
-            if b in _NUM_TYPES or b == FUNCREF or (b == EXTERNREF and self.features.reference_types):
+            if b in _NUM_TYPES or (b in (FUNCREF, EXTERNREF) and self.features.reference_types):
                 r.pos += 1
                 return b - 0x80
             raise self.fail(f"malformed value type 0x{b:02x} in block type", pos)

@@ -4,12 +4,11 @@ Every llvmlite call of the compile path is here, behind one function."""
 
 from __future__ import annotations
 
-import atexit
-import multiprocessing
 import os
 import struct
+import subprocess
+import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
 
 import llvmlite.binding as llvm
 
@@ -17,6 +16,7 @@ from ..errors import CompileError
 from ..module import Module
 from .lower import lower_module
 from .target import TargetSpec, target_machine
+from .worker import read_frames, write_frames
 
 # The light pipeline (shared/docs/compiler-design.md): on Wasm that a producer already
 # optimised, these four passes give O2's run speed at a fraction of its compile time.
@@ -80,26 +80,46 @@ def unpack_objects(payload: bytes) -> list[bytes]:
     return out
 
 
-_pool: ProcessPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
 def _jobs() -> int:
     env = os.environ.get("EWASM_COMPILE_JOBS")
     if env and env.isdigit():
         return max(1, int(env))
+    # Workers are started as `python -m ...`: only when this process is a Python
+    # interpreter (an embedding host's executable is not).
+    if not os.path.basename(sys.executable).startswith("python"):
+        return 1
     return os.cpu_count() or 1
 
 
-def _get_pool(workers: int) -> ProcessPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            # spawn, not fork: the parent has threads (execution workers, LLVM).
-            ctx = multiprocessing.get_context("spawn")
-            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-            atexit.register(_pool.shutdown, wait=False, cancel_futures=True)
-        return _pool
+def _compile_parallel(texts: list[str], spec: TargetSpec, verify: bool, jobs: int) -> list[bytes]:
+    """Partition k goes to slot k % jobs; slot 0 is this process, the others workers."""
+    slots = [list(range(s, len(texts), jobs)) for s in range(jobs)]
+    args = [sys.executable, "-m", "ewasm.compiler.worker", spec.triple, spec.cpu,
+            spec.features, spec.reloc, spec.codemodel, str(spec.opt), "1" if verify else "0"]
+    procs = []
+    try:
+        for slot in slots[1:]:
+            p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            procs.append((p, slot))
+            write_frames(p.stdin, [texts[k].encode() for k in slot])
+            p.stdin.close()
+        results: dict[int, bytes] = {}
+        for k in slots[0]:
+            results[k] = compile_ir(texts[k], spec, verify=verify)
+        for p, slot in procs:
+            objects = read_frames(p.stdout)
+            if p.wait() != 0 or len(objects) != len(slot):
+                raise RuntimeError(f"compile worker failed: {p.stderr.read()[-500:]!r}")
+            results.update(zip(slot, objects, strict=True))
+        return [results[k] for k in range(len(texts))]
+    finally:
+        for p, _ in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            for stream in (p.stdout, p.stderr):
+                stream.close()
 
 
 def compile_module(
@@ -108,17 +128,14 @@ def compile_module(
     """Decoded, validated module -> object payload (deterministic for a given module).
 
     Big modules are lowered to several partitions; with more than one core they compile
-    in parallel worker processes (llvmlite serialises all LLVM calls in one process)."""
+    in parallel worker processes (llvmlite serialises all LLVM calls in one process).
+    The partitioning depends only on the module, so the bytes are the same either way."""
     spec = spec or TargetSpec.portable()
     texts = lower_module(module)
     jobs = min(_jobs(), len(texts))
     if jobs > 1:
         try:
-            pool = _get_pool(jobs)
-            futures = [pool.submit(compile_ir, t, spec, verify=verify) for t in texts]
-            return pack_objects([f.result() for f in futures])
-        except CompileError:
-            raise
-        except Exception:  # no usable worker processes here: compile in-process
-            pass
+            return pack_objects(_compile_parallel(texts, spec, verify, jobs))
+        except (OSError, RuntimeError, EOFError, struct.error):
+            pass  # no usable worker processes here: compile in-process
     return pack_objects([compile_ir(t, spec, verify=verify) for t in texts])
