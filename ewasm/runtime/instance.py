@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..compiler import abi
-from ..errors import Trap, TrapKind
+from ..errors import LinkError, Trap, TrapKind
 from ..module import (
     DATA_ACTIVE,
     ELEM_ACTIVE,
@@ -264,14 +264,15 @@ class Instance:
         active_elems = [(k, s) for k, s in enumerate(m.elems) if s.mode == ELEM_ACTIVE]
         active_datas = [(k, s) for k, s in enumerate(m.datas) if s.mode == DATA_ACTIVE]
         if not bulk:
-            # Wasm 1.0: every segment is checked before anything is written.
+            # Wasm 1.0: every segment is checked before anything is written, and one that
+            # does not fit makes the module unlinkable (bulk memory made it a trap).
             for _, seg in active_elems:
                 if self._const(seg.offset_expr) % (1 << 32) + len(seg.items) > self.table.size:
-                    raise Trap(TrapKind.TABLE_OUT_OF_BOUNDS, "elements segment does not fit")
+                    raise LinkError("elements segment does not fit", offset=seg.offset)
             for _, seg in active_datas:
                 off = self._const(seg.offset_expr) % (1 << 32)
                 if off + len(seg.data) > self.memory.data_size:
-                    raise Trap(TrapKind.MEMORY_OUT_OF_BOUNDS, "data segment does not fit")
+                    raise LinkError("data segment does not fit", offset=seg.offset)
         for k, seg in active_elems:
             off = self._const(seg.offset_expr) % (1 << 32)
             n = len(seg.items)
