@@ -1149,19 +1149,9 @@ _HANDLERS = {0x41: _FuncLowerer.h_const, 0x42: _FuncLowerer.h_const,
              0xFC0A: _FuncLowerer.h_memory_copy, 0xFC0B: _FuncLowerer.h_memory_fill,
              0xFC0C: _FuncLowerer.h_table_init, 0xFC0D: _FuncLowerer.h_elem_drop,
              0xFC0E: _FuncLowerer.h_table_copy}
-for _op_code in _BINOPS:
-    _HANDLERS[_op_code] = _FuncLowerer.h_binop
-for _op_code in _DIVOPS:
-    _HANDLERS[_op_code] = _FuncLowerer.h_divop
-for _op_code in _CMPOPS:
-    _HANDLERS[_op_code] = _FuncLowerer.h_cmp
-for _op_code in _UNOPS:
-    _HANDLERS[_op_code] = _FuncLowerer.h_unop
-for _op_code in _CONVOPS:
-    _HANDLERS[_op_code] = _FuncLowerer.h_conv
-for _op_code in _EXTOPS:
-    _HANDLERS[_op_code] = _FuncLowerer.h_ext
-for _op_code in _LOADOPS:
-    _HANDLERS[_op_code] = _FuncLowerer.h_load
-for _op_code in _STOREOPS:
-    _HANDLERS[_op_code] = _FuncLowerer.h_store
+for _table, _handler in ((_BINOPS, _FuncLowerer.h_binop), (_DIVOPS, _FuncLowerer.h_divop),
+                        (_CMPOPS, _FuncLowerer.h_cmp), (_UNOPS, _FuncLowerer.h_unop),
+                        (_CONVOPS, _FuncLowerer.h_conv), (_EXTOPS, _FuncLowerer.h_ext),
+                        (_LOADOPS, _FuncLowerer.h_load), (_STOREOPS, _FuncLowerer.h_store)):
+    for _op_code in _table:
+        _HANDLERS[_op_code] = _handler

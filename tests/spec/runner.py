@@ -171,21 +171,9 @@ class Runner:
                 return f"expected {want.__name__} ({cmd.get('text')}), got {type(exc).__name__}: {exc}"
             return f"expected {want.__name__} ({cmd.get('text')}), module was accepted"
         if kind == "assert_unlinkable":
-            try:
-                got = self._instantiate(self._wasm(cmd))
-            except ewasm.LinkError:
-                return True
-            if isinstance(got, _Skipped):
-                return got
-            return f"expected a link error ({cmd.get('text')}), module instantiated"
+            return self._expect_failure(cmd, ewasm.LinkError, "a link error")
         if kind in ("assert_uninstantiable", "assert_trap") and "action" not in cmd:
-            try:
-                got = self._instantiate(self._wasm(cmd))
-            except ewasm.Trap:
-                return True
-            if isinstance(got, _Skipped):
-                return got
-            return f"expected instantiation to trap ({cmd.get('text')})"
+            return self._expect_failure(cmd, ewasm.Trap, "instantiation to trap")
         if kind == "action":
             got = self.action(cmd["action"])
             return got if isinstance(got, _Skipped) else True
@@ -207,6 +195,15 @@ class Runner:
                 return f"expected {[w.get('value') for w in want]}, got {got}"
             return True
         return f"unknown command type {kind}"
+
+    def _expect_failure(self, cmd: dict, error: type, what: str) -> Any:
+        try:
+            got = self._instantiate(self._wasm(cmd))
+        except error:
+            return True
+        if isinstance(got, _Skipped):
+            return got
+        return f"expected {what} ({cmd.get('text')}), the module instantiated"
 
     def action(self, action: dict) -> Any:
         inst = self.named[action["module"]] if action.get("module") else self.current
