@@ -18,10 +18,12 @@ from .module import EXTERN_FUNC, EXTERN_GLOBAL, EXTERN_MEMORY, EXTERN_NAMES, EXT
 from .runtime.externs import DEFAULT_MAX_MEMORY_PAGES, Global, HostFunc, Memory, Table
 from .runtime.instance import Func, Instance
 from .runtime.linker import LoadedCode, load_object
-from .types import Limits
+from .types import I64, FuncType, Limits
 from .validator import validate_module
 
 COMPILER_VERSION = "ewasm-aot-1"
+GAS_IMPORT = ("ethereum", "useGas")
+USE_GAS_TYPE = FuncType((I64,), ())
 ARTEFACT_MAGIC = b"EWASMART"
 _ARTEFACT_HEADER = struct.Struct("<8sI32sQQ")  # magic, format, key, wasm length, object length
 
@@ -34,9 +36,23 @@ def validate(wasm: bytes, features: Features | None = None) -> Module:
     return module
 
 
-def cache_key(wasm: bytes, features: Features, spec: TargetSpec) -> bytes:
+def engine_gas_import(module: Module) -> int | None:
+    """Function index of an `ethereum.useGas: [i64] -> []` import, if the module has one."""
+    k = 0
+    for imp in module.imports:
+        if imp.kind != EXTERN_FUNC:
+            continue
+        if (imp.module, imp.name) == GAS_IMPORT and module.types[imp.desc] == USE_GAS_TYPE:
+            return k
+        k += 1
+    return None
+
+
+def cache_key(wasm: bytes, features: Features, spec: TargetSpec,
+              engine_gas: bool = False) -> bytes:
     h = hashlib.sha256()
     for part in (
+        f"engine_gas={int(engine_gas)}",
         f"abi={abi.ABI_VERSION}",
         f"compiler={COMPILER_VERSION}",
         llvm_version(),
@@ -53,7 +69,9 @@ class CompiledModule:
     """A validated module and its native code; instantiate it any number of times."""
 
     def __init__(self, wasm: bytes, module: Module, object_code: bytes, key: bytes,
-                 features: Features) -> None:
+                 features: Features, engine_gas: bool = False) -> None:
+        # True when `ethereum.useGas` is the engine's own inline counter in this code.
+        self.engine_gas = engine_gas
         self.wasm = wasm
         self.module = module
         self.object_code = object_code
@@ -100,29 +118,34 @@ def compile(
     features: Features | None = None,
     *,
     cache: ObjectCache | bool | None = True,
+    engine_gas: bool = False,
 ) -> CompiledModule:
-    """Decode, validate and compile to native code, or take the code from the cache."""
+    """Decode, validate and compile to native code, or take the code from the cache.
+
+    With engine_gas, an `ethereum.useGas: [i64] -> []` import is compiled as the
+    engine's inline gas counter (see Instance.gas_left) instead of a host call."""
     features = features or Features.all()
     wasm = bytes(wasm)
     spec = TargetSpec.portable()
-    key = cache_key(wasm, features, spec)
+    key = cache_key(wasm, features, spec, engine_gas)
     store = ObjectCache() if cache is True else (cache or None)
     if store is not None:
         obj = store.get(key)
         if obj is not None:
             # The key covers the exact bytes: they were validated when the entry was made.
             return CompiledModule(wasm, decode_module(wasm, features, skip_bodies=True), obj,
-                                  key, features)
+                                  key, features, engine_gas)
     module = validate(wasm, features)
     try:
-        obj = compile_module(module, spec)
+        obj = compile_module(module, spec,
+                             gas_import=engine_gas_import(module) if engine_gas else None)
     except CompileError:
         raise
     except Exception as exc:  # a compiler bug must still surface as a typed error
         raise CompileError(f"internal compiler error: {type(exc).__name__}: {exc}") from exc
     if store is not None:
         store.put(key, obj)
-    return CompiledModule(wasm, module, obj, key, features)
+    return CompiledModule(wasm, module, obj, key, features, engine_gas)
 
 
 Extern = Func | HostFunc | Memory | Table | Global | Callable[..., Any]
@@ -183,15 +206,39 @@ def instantiate(
     features: Features | None = None,
     max_memory_pages: int = DEFAULT_MAX_MEMORY_PAGES,
     cache: ObjectCache | bool | None = True,
+    gas_limit: int | None = None,
 ) -> Instance:
-    """Bind a module to its imports and run its initialisation and start function."""
+    """Bind a module to its imports and run its initialisation and start function.
+
+    With gas_limit, `ethereum.useGas` (if imported) is the engine's own counter, starting
+    at gas_limit; read Instance.gas_used / gas_left. Running out raises ewasm.OutOfGas."""
+    engine_gas = gas_limit is not None
     if isinstance(module_or_bytes, CompiledModule):
         compiled = module_or_bytes
-        externs = resolve_imports(compiled.module, imports)
+        module = compiled.module
     else:
-        wasm = bytes(module_or_bytes)
-        # Link errors are reported before paying for compilation.
-        module = validate(wasm, features)
-        externs = resolve_imports(module, imports)
-        compiled = compile(wasm, features, cache=cache)
-    return Instance(compiled, externs, max_memory_pages=max_memory_pages)
+        compiled = None
+        module = validate(bytes(module_or_bytes), features)
+    if engine_gas:
+        if gas_limit < 0:
+            raise ValueError("gas_limit must not be negative")
+        imports = _with_engine_gas(module, imports)
+    # Link errors are reported before paying for compilation.
+    externs = resolve_imports(module, imports)
+    if compiled is None or compiled.engine_gas != engine_gas:
+        wasm = compiled.wasm if compiled is not None else bytes(module_or_bytes)
+        compiled = compile(wasm, features or (compiled.features if compiled else None),
+                           cache=cache, engine_gas=engine_gas)
+    return Instance(compiled, externs, max_memory_pages=max_memory_pages, gas_limit=gas_limit)
+
+
+def _engine_use_gas(amount: int) -> None:  # pragma: no cover - compiled inline instead
+    raise AssertionError("ethereum.useGas is compiled inline when a gas limit is set")
+
+
+def _with_engine_gas(module: Module, imports):
+    if engine_gas_import(module) is None:
+        return imports
+    merged = {k: dict(v) for k, v in (imports or {}).items()}
+    merged.setdefault(GAS_IMPORT[0], {})[GAS_IMPORT[1]] = HostFunc(USE_GAS_TYPE, _engine_use_gas)
+    return merged

@@ -54,11 +54,20 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     compiled = _load_compiled(_read(args.file))
-    if compiled.module.imports and not args.allow_imports:
-        first = compiled.module.imports[0]
+    own_imports = [i for i in compiled.module.imports
+                   if not (args.meter or args.gas_limit is not None)
+                   or (i.module, i.name) != api.GAS_IMPORT]
+    if args.meter and args.gas_limit is None:
+        args.gas_limit = (1 << 63) - 1
+    if own_imports and not args.allow_imports:
+        first = own_imports[0]
         raise LinkError(f"module imports {first.module}.{first.name}; `ewasm run` provides no "
                         "imports")
-    instance = api.instantiate(compiled)
+    if args.meter:
+        from gasmeter import inject
+
+        compiled = api.compile(inject(compiled.wasm))
+    instance = api.instantiate(compiled, gas_limit=args.gas_limit)
     name, *raw_args = args.invoke
     func = instance.exports.get(name)
     if func is None or not callable(func):
@@ -66,13 +75,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise LinkError(f"no exported function {name!r} (exports: {', '.join(names)})")
     call_args = [_parse_int(a) for a in raw_args]
     start = time.perf_counter()
-    results = func(*call_args)
+    try:
+        results = func(*call_args)
+    finally:
+        if instance.gas_used is not None and not args.json:
+            print(f"gas used: {instance.gas_used}", file=sys.stderr)
     elapsed = time.perf_counter() - start
     if args.json:
-        print(json.dumps({"function": name, "args": call_args, "results": results,
-                          "seconds": round(elapsed, 6)}))
+        record = {"function": name, "args": call_args, "results": results,
+                  "seconds": round(elapsed, 6)}
+        if instance.gas_used is not None:
+            record["gas_used"] = instance.gas_used
+        print(json.dumps(record))
     else:
         print(" ".join(str(r) for r in results))
+    return 0
+
+
+def cmd_meter(args: argparse.Namespace) -> int:
+    from gasmeter import DEFAULT, CostTable, inject
+
+    try:
+        costs = CostTable.from_json(args.costs) if args.costs else DEFAULT
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"error: cost table: {exc}") from None
+    out = inject(_read(args.file), costs)
+    Path(args.output).write_bytes(out)
+    print(f"{args.output}: {len(out)} bytes", file=sys.stderr)
     return 0
 
 
@@ -119,7 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the function to call and its integer arguments (decimal or 0x hex)")
     s.add_argument("--json", action="store_true", help="print a JSON record")
     s.add_argument("--allow-imports", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument("--meter", action="store_true", help="inject gas metering before running")
+    s.add_argument("--gas-limit", type=int, default=None,
+                   help="run with the engine's gas counter and print the gas used")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("meter", help="inject Ewasm gas metering")
+    s.add_argument("file")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--costs", help="a JSON cost table (name -> cost)")
+    s.set_defaults(func=cmd_meter)
 
     s = sub.add_parser("demo", help="compile and run the embedded example module")
     s.set_defaults(func=cmd_demo)

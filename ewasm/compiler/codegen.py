@@ -123,7 +123,11 @@ def _compile_parallel(texts: list[str], spec: TargetSpec, verify: bool, jobs: in
 
 
 def compile_module(
-    module: Module, spec: TargetSpec | None = None, *, verify: bool = False
+    module: Module,
+    spec: TargetSpec | None = None,
+    *,
+    verify: bool = False,
+    gas_import: int | None = None,
 ) -> bytes:
     """Decoded, validated module -> object payload (deterministic for a given module).
 
@@ -131,7 +135,7 @@ def compile_module(
     in parallel worker processes (llvmlite serialises all LLVM calls in one process).
     The partitioning depends only on the module, so the bytes are the same either way."""
     spec = spec or TargetSpec.portable()
-    texts = lower_module(module)
+    texts = lower_module(module, gas_import)
     jobs = min(_jobs(), len(texts))
     if jobs > 1:
         try:

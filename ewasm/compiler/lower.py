@@ -95,8 +95,10 @@ class _Frame:
 class ModuleLowering:
     """Shared facts about the module that every function's lowering needs."""
 
-    def __init__(self, module: Module) -> None:
+    def __init__(self, module: Module, gas_import: int | None = None) -> None:
         self.module = module
+        # Function index of an `ethereum.useGas` import that the engine implements inline.
+        self.gas_import = gas_import
         self.func_types = module.all_func_types()
         self.num_imported = module.num_imported_funcs
         self.global_types = module.all_global_types()
@@ -120,13 +122,13 @@ def partition_count(module: Module) -> int:
     return max(1, min(MAX_PARTITIONS, -(-total // PARTITION_INSTRUCTIONS)))
 
 
-def lower_module(module: Module) -> list[str]:
+def lower_module(module: Module, gas_import: int | None = None) -> list[str]:
     """The module as LLVM IR texts, one per partition (deterministic for a module).
 
     Partition 0 also holds the function table. With several partitions, functions get
     external linkage so that calls link across objects, and each partition carries
     `available_externally` copies of the leaf functions it would inline."""
-    ml = ModuleLowering(module)
+    ml = ModuleLowering(module, gas_import)
     k = partition_count(module)
     nimp = ml.num_imported
     texts: dict[int, str] = {}
@@ -311,6 +313,7 @@ class _FuncLowerer:
         self.local_types: list[str] = []
         self.globals_used: set[int] = set()
         self.need_imports = False
+        self.need_gas = False
         self.need_table = False
         self.need_sigs = False
         self.need_elem_segs = False
@@ -1027,7 +1030,24 @@ class _FuncLowerer:
             out.append((_LT[t], w))
         return out
 
+    def use_gas(self, off: int) -> None:
+        """The engine's gas counter, inline: no host call per metered block. On running
+        out the counter keeps its value from before the failing charge."""
+        _, amount = self.pop()
+        if not self.need_gas:
+            self.need_gas = True
+            self.entry.append(f"  %gasp = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_GAS}")
+        g, oog, ng = self.tmp(), self.tmp(), self.tmp()
+        self.emit(f"{g} = load i64, ptr %gasp")
+        self.emit(f"{oog} = icmp ugt i64 {amount}, {g}")
+        self.trap_if(oog, int(TrapKind.OUT_OF_GAS), off)
+        self.emit(f"{ng} = sub i64 {g}, {amount}")
+        self.emit(f"store i64 {ng}, ptr %gasp")
+
     def h_call(self, op, imm, off):
+        if imm == self.ml.gas_import:
+            self.use_gas(off)
+            return
         ft = self.ml.func_types[imm]
         args = self.popn(len(ft.params))
         if imm < self.ml.num_imported:

@@ -144,8 +144,10 @@ class Instance:
         externs: Sequence[Any],
         *,
         max_memory_pages: int = DEFAULT_MAX_MEMORY_PAGES,
+        gas_limit: int | None = None,
     ) -> None:
         m = compiled.module
+        self.gas_limit = gas_limit
         self.compiled = compiled
         self._externs = list(externs)  # keeps imported objects alive
         code = compiled.load()
@@ -225,6 +227,7 @@ class Instance:
         ctx.elem_segs = ctypes.addressof(self._elem_descs)
         ctx.data_segs = ctypes.addressof(self._data_descs)
         ctx.budget = DEFAULT_STACK_BUDGET
+        ctx.gas = gas_limit or 0
 
         self.exports: dict[str, Any] = {}
         for exp in m.exports:
@@ -233,6 +236,15 @@ class Instance:
         self._initialise_segments(compiled.features.bulk_memory)
         if m.start is not None:
             self._call(m.start, ())
+
+    @property
+    def gas_left(self) -> int | None:
+        """Gas left on the engine's counter (None without a gas limit)."""
+        return None if self.gas_limit is None else self.ctx.gas
+
+    @property
+    def gas_used(self) -> int | None:
+        return None if self.gas_limit is None else self.gas_limit - self.ctx.gas
 
     def table_keepalive(self, table: Table) -> None:
         keep = getattr(table, "_instances", None)
