@@ -212,7 +212,7 @@ def looping_programs(draw):
         "(local.set 1 (i32.add (local.get 1) (local.get 0)))",
         "(local.set 1 (i32.mul (local.get 1) (i32.const 3)))",
         "(if (i32.and (local.get 1) (i32.const 1)) (then (local.set 1 (i32.xor (local.get 1) (i32.const 255)))))",
-        "(if (i32.eqz (local.get 1)) (then (br 1)) (else (local.set 1 (i32.shr_u (local.get 1) (i32.const 1)))))",
+        "(if (i32.eqz (local.get 1)) (then (br 2)) (else (local.set 1 (i32.shr_u (local.get 1) (i32.const 1)))))",
         "(block (br_if 0 (local.get 0)) (local.set 1 (i32.const 4)))",
         "(local.set 1 (select (local.get 0) (local.get 1) (local.get 1)))",
     ]), min_size=1, max_size=6))
