@@ -65,10 +65,23 @@ _T_OOB = int(TrapKind.MEMORY_OUT_OF_BOUNDS)
 _T_TABLE_OOB = int(TrapKind.TABLE_OUT_OF_BOUNDS)
 
 
-def ret_type(ft: FuncType) -> str:
+# Functions up to this many instructions keep the engine's gas counter in a register.
+GAS_REGISTER_MAX_INSTRUCTIONS = 160
+
+
+def ret_type(ft: FuncType, gas: bool = False) -> str:
+    """Internal functions return {status, [gas,] results...}. With the engine's gas counter
+    the counter travels in registers (an argument in, a field out) instead of through the
+    context struct, so a tight metered loop has no store-to-load chain on its critical path."""
+    if gas:
+        return "{i32, i64" + "".join(", " + _LT[t] for t in ft.results) + "}"
     if not ft.results:
         return "i32"
     return "{i32, " + ", ".join(_LT[t] for t in ft.results) + "}"
+
+
+def _first_result(gas: bool) -> int:
+    return 2 if gas else 1
 
 
 def _check_compilable_type(t: int, func_index: int) -> None:
@@ -188,8 +201,9 @@ def lower_module(module: Module, gas_import: int | None = None) -> list[str]:
 
 def _declare(ml: ModuleLowering, idx: int) -> str:
     ft = ml.func_types[idx]
-    params = ", ".join(["ptr", "i64"] + [_LT[t] for t in ft.params])
-    return f"declare fastcc {ret_type(ft)} @f{idx}({params})"
+    gas = ml.gas_import is not None
+    params = ", ".join(["ptr", "i64"] + (["i64"] if gas else []) + [_LT[t] for t in ft.params])
+    return f"declare fastcc {ret_type(ft, gas)} @f{idx}({params})"
 
 
 _INTRINSIC_DECLS = {
@@ -206,6 +220,7 @@ _INTRINSIC_DECLS = {
     "fshl.i64": "declare i64 @llvm.fshl.i64(i64, i64, i64)",
     "fshr.i32": "declare i32 @llvm.fshr.i32(i32, i32, i32)",
     "fshr.i64": "declare i64 @llvm.fshr.i64(i64, i64, i64)",
+    "usub.with.overflow.i64": "declare {i64, i1} @llvm.usub.with.overflow.i64(i64, i64)",
 }
 _INTRINSIC_NAMES = {
     "memset": "memset.p0.i64", "memmove": "memmove.p0.p0.i64", "memcpy": "memcpy.p0.p0.i64",
@@ -235,7 +250,9 @@ fail:
 
 def _wrapper(ml: ModuleLowering, idx: int, linkage: str) -> str:
     ft = ml.func_types[idx]
-    rt = ret_type(ft)
+    gas = ml.gas_import is not None
+    rt = ret_type(ft, gas)
+    first = _first_result(gas)
     lines = [
         f"define {linkage}i32 @w{idx}(ptr %callee, ptr %caller, ptr %vals) #0 {{",
         "entry:",
@@ -244,6 +261,9 @@ def _wrapper(ml: ModuleLowering, idx: int, linkage: str) -> str:
         f"  %bp = getelementptr inbounds i8, ptr %bsrc, i64 {abi.CTX_BUDGET}",
         "  %budget = load i64, ptr %bp",
     ]
+    if gas:
+        lines.append(f"  %gasp = getelementptr inbounds i8, ptr %callee, i64 {abi.CTX_GAS}")
+        lines.append("  %gas = load i64, ptr %gasp")
     args = []
     for k, t in enumerate(ft.params):
         lt = _LT[t]
@@ -254,16 +274,19 @@ def _wrapper(ml: ModuleLowering, idx: int, linkage: str) -> str:
             args.append(f"i32 %a{k}")
         else:
             args.append(f"i64 %a{k}w")
-    arglist = ", ".join(["ptr %callee", "i64 %budget"] + args)
+    arglist = ", ".join(["ptr %callee", "i64 %budget"] + (["i64 %gas"] if gas else []) + args)
     lines.append(f"  %r = call fastcc {rt} @f{idx}({arglist})")
-    if ft.results:
+    if gas:
+        lines.append(f"  %gasout = extractvalue {rt} %r, 1")
+        lines.append("  store i64 %gasout, ptr %gasp")
+    if ft.results or gas:
         lines.append(f"  %st = extractvalue {rt} %r, 0")
     else:
         lines.append("  %st = add i32 %r, 0")
     lines += ["  %bad = icmp ne i32 %st, 0", "  br i1 %bad, label %fail, label %ok", "ok:"]
     for k, t in enumerate(ft.results):
         lt = _LT[t]
-        lines.append(f"  %v{k} = extractvalue {rt} %r, {k + 1}")
+        lines.append(f"  %v{k} = extractvalue {rt} %r, {k + first}")
         val = f"%v{k}"
         if lt == "i32":
             lines.append(f"  %v{k}w = zext i32 %v{k} to i64")
@@ -299,7 +322,14 @@ class _FuncLowerer:
         self.idx = idx
         self.fn = fn
         self.ft = ml.func_types[idx]
-        self.rt = ret_type(self.ft)
+        self.gas = ml.gas_import is not None
+        self.rt = ret_type(self.ft, self.gas)
+        self.first = _first_result(self.gas)
+        # Where the counter lives inside this function. In a register it costs one sub per
+        # charge, but a big function's loops are already short of registers (sha256's
+        # compression loop spills); there the context slot is cheaper, and its
+        # store-to-load latency is hidden behind the long loop body.
+        self.gas_in_register = len(fn.body) <= GAS_REGISTER_MAX_INSTRUCTIONS
         self.n = 0  # SSA name counter
         self.out: list[str] = []
         self.entry: list[str] = []  # allocas and invariant loads, assembled at the end
@@ -313,7 +343,6 @@ class _FuncLowerer:
         self.local_types: list[str] = []
         self.globals_used: set[int] = set()
         self.need_imports = False
-        self.need_gas = False
         self.need_table = False
         self.need_sigs = False
         self.need_elem_segs = False
@@ -441,16 +470,21 @@ class _FuncLowerer:
             self.push(t, v)
 
     def emit_return(self, vals: list[tuple[str, str]]) -> None:
-        if not self.ft.results:
+        if not self.ft.results and not self.gas:
             self.emit("ret i32 0")
             return
         acc = "undef"
         r = self.tmp()
         self.emit(f"{r} = insertvalue {self.rt} {acc}, i32 0, 0")
         acc = r
+        if self.gas:
+            g, r = self.tmp(), self.tmp()
+            self.emit(f"{g} = load i64, ptr %gas")
+            self.emit(f"{r} = insertvalue {self.rt} {acc}, i64 {g}, 1")
+            acc = r
         for k, (t, v) in enumerate(vals):
             r = self.tmp()
-            self.emit(f"{r} = insertvalue {self.rt} {acc}, {t} {v}, {k + 1}")
+            self.emit(f"{r} = insertvalue {self.rt} {acc}, {t} {v}, {k + self.first}")
             acc = r
         self.emit(f"ret {self.rt} {acc}")
 
@@ -520,8 +554,16 @@ class _FuncLowerer:
 
         cost = CALL_BASE_COST + len(self.local_types) + self.max_height
         attrs = "#1" if idx in self.ml.inline else "#0"
-        sig = ", ".join(["ptr %ctx", "i64 %budget.in"] + [f"{lt} {n}" for lt, n in params])
+        gas_param = ["i64 %gas.in"] if self.gas else []
+        sig = ", ".join(["ptr %ctx", "i64 %budget.in"] + gas_param
+                        + [f"{lt} {n}" for lt, n in params])
         text = [f"define @@LINKAGE@@fastcc {self.rt} @f{idx}({sig}) {attrs} {{", "entry:"]
+        if self.gas and self.gas_in_register:
+            # An alloca that sroa turns into SSA values: the counter lives in a register.
+            text += ["  %gas = alloca i64", "  store i64 %gas.in, ptr %gas"]
+        elif self.gas:
+            text += [f"  %gas = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_GAS}",
+                     "  store i64 %gas.in, ptr %gas"]
         text += self.entry
         if self.vbuf_slots:
             text.append(f"  %vbuf = alloca [{self.vbuf_slots} x i64], align 8")
@@ -551,6 +593,11 @@ class _FuncLowerer:
         return "\n".join(text)
 
     def _status_return(self, status: str, tag: str) -> list[str]:
+        if self.gas:
+            return [f"  %{tag}r0 = insertvalue {self.rt} undef, i32 {status}, 0",
+                    f"  %{tag}g = load i64, ptr %gas",
+                    f"  %{tag}r = insertvalue {self.rt} %{tag}r0, i64 %{tag}g, 1",
+                    f"  ret {self.rt} %{tag}r"]
         if not self.ft.results:
             return [f"  ret i32 {status}"]
         return [f"  %{tag}r = insertvalue {self.rt} undef, i32 {status}, 0",
@@ -997,7 +1044,7 @@ class _FuncLowerer:
     def _call_results_from(self, r: str, rt: str, results: tuple[int, ...]) -> None:
         for k, t in enumerate(results):
             v = self.tmp()
-            self.emit(f"{v} = extractvalue {rt} {r}, {k + 1}")
+            self.emit(f"{v} = extractvalue {rt} {r}, {k + self.first}")
             self.push(_LT[t], v)
 
     def _call_wrapper(self, fn: str, fctx: str, ft: FuncType, args) -> str:
@@ -1034,15 +1081,43 @@ class _FuncLowerer:
         """The engine's gas counter, inline: no host call per metered block. On running
         out the counter keeps its value from before the failing charge."""
         _, amount = self.pop()
-        if not self.need_gas:
-            self.need_gas = True
-            self.entry.append(f"  %gasp = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_GAS}")
-        g, oog, ng = self.tmp(), self.tmp(), self.tmp()
-        self.emit(f"{g} = load i64, ptr %gasp")
-        self.emit(f"{oog} = icmp ugt i64 {amount}, {g}")
+        g, r, oog, ng = self.tmp(), self.tmp(), self.tmp(), self.tmp()
+        self.emit(f"{g} = load i64, ptr %gas")
+        # One sub and a carry branch; on a borrow the stored counter is left untouched.
+        self.emit(f"{r} = call {{i64, i1}} @llvm.usub.with.overflow.i64(i64 {g}, i64 {amount})")
+        self.emit(f"{oog} = extractvalue {{i64, i1}} {r}, 1")
         self.trap_if(oog, int(TrapKind.OUT_OF_GAS), off)
-        self.emit(f"{ng} = sub i64 {g}, {amount}")
-        self.emit(f"store i64 {ng}, ptr %gasp")
+        self.emit(f"{ng} = extractvalue {{i64, i1}} {r}, 0")
+        self.emit(f"store i64 {ng}, ptr %gas")
+
+    def gas_arg(self) -> list[str]:
+        if not self.gas:
+            return []
+        g = self.tmp()
+        self.emit(f"{g} = load i64, ptr %gas")
+        return [f"i64 {g}"]
+
+    def gas_from_call(self, r: str, rt: str) -> None:
+        if self.gas:
+            g = self.tmp()
+            self.emit(f"{g} = extractvalue {rt} {r}, 1")
+            self.emit(f"store i64 {g}, ptr %gas")
+
+    def gas_to_ctx(self) -> None:
+        """Before a call that leaves compiled code: the host reads and charges the counter
+        in the context struct."""
+        if self.gas and self.gas_in_register:
+            g, p = self.tmp(), self.tmp()
+            self.emit(f"{g} = load i64, ptr %gas")
+            self.emit(f"{p} = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_GAS}")
+            self.emit(f"store i64 {g}, ptr {p}")
+
+    def gas_from_ctx(self) -> None:
+        if self.gas and self.gas_in_register:
+            g, p = self.tmp(), self.tmp()
+            self.emit(f"{p} = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_GAS}")
+            self.emit(f"{g} = load i64, ptr {p}")
+            self.emit(f"store i64 {g}, ptr %gas")
 
     def h_call(self, op, imm, off):
         if imm == self.ml.gas_import:
@@ -1060,18 +1135,22 @@ class _FuncLowerer:
             self.emit(f"{fn} = load ptr, ptr {ent}")
             cp = self.gep(ent, abi.IMPORT_VMCTX)
             self.emit(f"{fctx} = load ptr, ptr {cp}")
+            self.gas_to_ctx()
             st = self._call_wrapper(fn, fctx, ft, args)
+            self.gas_from_ctx()
             self.check_status(st)
             for t, v in self._wrapper_results(ft):
                 self.push(t, v)
             self.reload_memory()
             return
-        rt = ret_type(ft)
+        rt = ret_type(ft, self.gas)
         self.callees.add(imm)
-        arglist = ", ".join(["ptr %ctx", "i64 %budget"] + [f"{t} {v}" for t, v in args])
+        arglist = ", ".join(["ptr %ctx", "i64 %budget"] + self.gas_arg()
+                            + [f"{t} {v}" for t, v in args])
         r = self.tmp()
         self.emit(f"{r} = call fastcc {rt} @f{imm}({arglist})")
-        if ft.results:
+        self.gas_from_call(r, rt)
+        if ft.results or self.gas:
             st = self.tmp()
             self.emit(f"{st} = extractvalue {rt} {r}, 0")
         else:
@@ -1117,13 +1196,15 @@ class _FuncLowerer:
         self.emit(f"br i1 {same}, label %{direct}, label %{cross}")
         # Same instance: call the internal entry directly.
         self.start_block(direct)
-        rt = ret_type(ft)
+        rt = ret_type(ft, self.gas)
         fn = self.tmp()
         self.emit(f"{fn} = load ptr, ptr {ep}")
-        arglist = ", ".join(["ptr %ctx", "i64 %budget"] + [f"{t} {v}" for t, v in args])
+        arglist = ", ".join(["ptr %ctx", "i64 %budget"] + self.gas_arg()
+                            + [f"{t} {v}" for t, v in args])
         r = self.tmp()
         self.emit(f"{r} = call fastcc {rt} {fn}({arglist})")
-        if ft.results:
+        self.gas_from_call(r, rt)
+        if ft.results or self.gas:
             st1 = self.tmp()
             self.emit(f"{st1} = extractvalue {rt} {r}, 0")
         else:
@@ -1131,7 +1212,7 @@ class _FuncLowerer:
         direct_vals = []
         for k, t in enumerate(ft.results):
             v = self.tmp()
-            self.emit(f"{v} = extractvalue {rt} {r}, {k + 1}")
+            self.emit(f"{v} = extractvalue {rt} {r}, {k + self.first}")
             direct_vals.append((_LT[t], v))
         direct_end = self.cur
         self.emit(f"br label %{join}")
@@ -1140,7 +1221,9 @@ class _FuncLowerer:
         wp = self.gep(ep, abi.ELEM_WRAPPER)
         w = self.tmp()
         self.emit(f"{w} = load ptr, ptr {wp}")
+        self.gas_to_ctx()
         st2 = self._call_wrapper(w, vmctx, ft, args)
+        self.gas_from_ctx()
         cross_vals = self._wrapper_results(ft)
         cross_end = self.cur
         self.emit(f"br label %{join}")
