@@ -2,6 +2,7 @@
 time to native code through llvmlite, then run with bounds-checked memory."""
 
 from .api import CompiledModule, compile, instantiate, resolve_imports, validate
+from .contract import ContractValidationError, check_contract
 from .decoder import decode_module
 from .errors import (
     CallStackExhausted,
@@ -16,6 +17,7 @@ from .errors import (
     ValidationError,
     WasmError,
 )
+from .execute import execute, prepare_contract
 from .features import Features
 from .module import Module
 from .runtime.externs import Global, HostFunc, Memory, Table
@@ -36,6 +38,10 @@ __all__ = [
     "Table",
     "TableType",
     "compile",
+    "check_contract",
+    "ContractValidationError",
+    "execute",
+    "prepare_contract",
     "instantiate",
     "resolve_imports",
     "validate",

@@ -72,6 +72,7 @@ class TrapKind(enum.IntEnum):
     OUT_OF_GAS = 10
     INVALID_CONVERSION_TO_INTEGER = 11
     HOST = 12
+    NEGATIVE_GAS = 13
 
 
 _TRAP_TEXT = {
@@ -87,6 +88,7 @@ _TRAP_TEXT = {
     TrapKind.OUT_OF_GAS: "out of gas",
     TrapKind.INVALID_CONVERSION_TO_INTEGER: "invalid conversion to integer",
     TrapKind.HOST: "host function trapped",
+    TrapKind.NEGATIVE_GAS: "negative gas amount",
 }
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ctypes
 
-ABI_VERSION = 2  # bump whenever compiled code or its calling convention changes
+ABI_VERSION = 3  # bump whenever compiled code or its calling convention changes
 
 CTX_MEMORY = 0
 CTX_GLOBALS = 8

@@ -382,7 +382,7 @@ class _FuncLowerer:
         del self.stack[-n:]
         return vals
 
-    def trap_if(self, cond: str, code: int, offset: int) -> None:
+    def trap_if(self, cond: str, code: int | str, offset: int) -> None:
         """Branch to the trap block when cond holds; continue in a fresh block."""
         ok = self.label("ok")
         self.emit(f"br i1 {cond}, label %trap, label %{ok}")
@@ -1086,7 +1086,13 @@ class _FuncLowerer:
         # One sub and a carry branch; on a borrow the stored counter is left untouched.
         self.emit(f"{r} = call {{i64, i1}} @llvm.usub.with.overflow.i64(i64 {g}, i64 {amount})")
         self.emit(f"{oog} = extractvalue {{i64, i1}} {r}, 1")
-        self.trap_if(oog, int(TrapKind.OUT_OF_GAS), off)
+        # A negative amount always borrows (the counter is < 2^63); Ewasm reports it as
+        # an argument error, not out of gas. LLVM sinks the select into the trap path.
+        neg, code = self.tmp(), self.tmp()
+        self.emit(f"{neg} = icmp slt i64 {amount}, 0")
+        self.emit(f"{code} = select i1 {neg}, i32 {int(TrapKind.NEGATIVE_GAS)}, "
+                  f"i32 {int(TrapKind.OUT_OF_GAS)}")
+        self.trap_if(oog, code, off)
         self.emit(f"{ng} = extractvalue {{i64, i1}} {r}, 0")
         self.emit(f"store i64 {ng}, ptr %gas")
 

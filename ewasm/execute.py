@@ -1,0 +1,188 @@
+"""`execute`: EVMC's execute for Ewasm. Contract bytes and a message in, a Result out.
+
+Never raises for anything a contract or its caller can cause: every failure becomes a
+Result whose status and gas follow EVMC and Hera 0.6.0 (eei.md §1.6, §4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from evmc_bridge import CallKind, Flags, Host, Message, Result, Revision, StatusCode
+
+from . import eei
+from .api import USE_GAS_TYPE, CompiledModule, compile, validate
+from .contract import (
+    CONTRACT_FEATURES,
+    WASM_VERSION_1,
+    ContractValidationError,
+    check_contract,
+    has_wasm_preamble,
+)
+from .errors import CompileError, ResourceLimitError, Trap, TrapKind, WasmError
+from .module import EXTERN_FUNC
+from .runtime.externs import HostFunc
+from .runtime.instance import Instance
+from .runtime.stack import run_on_big_stack
+
+CVF = StatusCode.CONTRACT_VALIDATION_FAILURE
+EVM1_MODES = ("reject", "fallback")
+# Enough Python frames for 1024 nested contract calls (each re-enters through ctypes).
+_RECURSION_FOR_NESTING = 40_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    compiled: CompiledModule
+    externs: tuple  # one extern per import, in order
+
+
+_cache_lock = threading.Lock()
+_cache: OrderedDict[tuple[bytes, bool, bool], _Prepared | ContractValidationError] = \
+    OrderedDict()
+CACHE_ENTRIES = 512
+
+
+def _engine_use_gas(amount: int) -> None:  # pragma: no cover - compiled inline instead
+    raise AssertionError("ethereum.useGas is compiled inline")
+
+
+_ENGINE_USE_GAS = HostFunc(USE_GAS_TYPE, _engine_use_gas)
+
+
+def prepare_contract(code: bytes, *, debug: bool = False,
+                     metering: bool = False) -> _Prepared:
+    """Check (ContractValidationError) and compile a contract; cached by code hash."""
+    key = (hashlib.sha256(code).digest(), debug, metering)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+    if hit is None:
+        hit = _prepare(code, debug, metering)
+        with _cache_lock:
+            _cache[key] = hit
+            while len(_cache) > CACHE_ENTRIES:
+                _cache.popitem(last=False)
+    if isinstance(hit, ContractValidationError):
+        raise hit
+    return hit
+
+
+def _prepare(code: bytes, debug: bool, metering: bool) -> _Prepared | ContractValidationError:
+    if code[4:8] != WASM_VERSION_1:
+        return ContractValidationError(f"Wasm version {code[4:8].hex()} is not 1", offset=4)
+    try:
+        module = validate(code, CONTRACT_FEATURES)
+        check_contract(module, debug=debug)
+        if metering:
+            import gasmeter
+
+            code = gasmeter.inject(code)
+            module = validate(code, CONTRACT_FEATURES)
+    except ContractValidationError as exc:
+        return exc
+    except WasmError as exc:  # DecodeError, ValidationError, MeteringError
+        return ContractValidationError(f"{type(exc).__name__}: {exc}", offset=exc.offset,
+                                       func_index=exc.func_index)
+    compiled = compile(code, CONTRACT_FEATURES, engine_gas=True)
+    externs = []
+    for imp in module.imports:
+        if imp.kind != EXTERN_FUNC:  # check_contract refuses these; be safe
+            return ContractValidationError(f"import {imp.module}.{imp.name} is not a function")
+        if (imp.module, imp.name) == ("ethereum", "useGas"):
+            externs.append(_ENGINE_USE_GAS)
+        else:
+            externs.append(eei.HOST_FUNCS[imp.module, imp.name])
+    return _Prepared(compiled, tuple(externs))
+
+
+def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
+            debug: bool = False, metering: bool = False,
+            evm1_mode: str = "reject") -> Result:
+    """Run `code` for `message` against `host` (EVMC's execute for Ewasm).
+
+    debug: allow the `debug` import namespace. metering: inject Ewasm gas metering into
+    the code before running it (and into code a CREATE returns). evm1_mode: what to do
+    with code that is not Wasm: "reject" (FAILURE) or "fallback" (REJECTED, so that the
+    caller can run it on an EVM), as Hera's evm1mode option."""
+    try:
+        if revision < Revision.BYZANTIUM:
+            return Result.make(StatusCode.INTERNAL_ERROR,
+                               message=f"revision {revision.name} predates Ewasm")
+        if message.gas < 0:
+            return Result.make(StatusCode.INTERNAL_ERROR, message="negative message gas")
+        if message.flags & ~Flags.STATIC:
+            return Result.make(StatusCode.INTERNAL_ERROR,
+                               message=f"unsupported message flags {int(message.flags)}")
+        if evm1_mode not in EVM1_MODES:
+            raise ValueError(f"evm1_mode must be one of {EVM1_MODES}")
+        if not has_wasm_preamble(code):
+            if evm1_mode == "fallback":
+                return Result.make(StatusCode.REJECTED, message="not Wasm code")
+            return Result.make(StatusCode.FAILURE, message="not Wasm code (EVM code rejected)")
+        try:
+            prepared = prepare_contract(code, debug=debug, metering=metering)
+        except ContractValidationError as exc:
+            return Result.make(CVF, message=str(exc))
+        # The frame stack lives on the thread that runs compiled code.
+        result = run_on_big_stack(_run, host, message, code, prepared, debug)
+        if message.kind in (CallKind.CREATE, CallKind.CREATE2) and result.ok:
+            result = _check_deployed(result, debug, metering)
+        return result
+    except Exception as exc:  # an engine or host bug: never an exception to the caller
+        return Result.make(StatusCode.INTERNAL_ERROR,
+                           message=f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
+         debug: bool) -> Result:
+    frame = eei.Frame(host, message, code, debug=debug)
+    stack = eei.frames()
+    if len(stack) > 8 and sys.getrecursionlimit() < _RECURSION_FOR_NESTING:
+        sys.setrecursionlimit(_RECURSION_FOR_NESTING)
+    stack.append(frame)
+    try:
+        try:
+            instance = Instance(prepared.compiled, prepared.externs, gas_limit=message.gas)
+        except ResourceLimitError as exc:
+            return Result.make(StatusCode.FAILURE, message=str(exc))
+        frame.memory = instance.memory
+        frame.ctx = instance.ctx
+        try:
+            instance.invoke("main")
+        except eei.Stop as stop:
+            return Result.make(stop.status, instance.ctx.gas, stop.output)
+        except eei.Abort as abort:
+            return Result.make(abort.status, message=str(abort))
+        except Trap as trap:
+            if trap.kind == TrapKind.OUT_OF_GAS:
+                return Result.make(StatusCode.OUT_OF_GAS, message=str(trap))
+            if trap.kind == TrapKind.NEGATIVE_GAS:
+                return Result.make(StatusCode.ARGUMENT_OUT_OF_RANGE, message=str(trap))
+            return Result.make(StatusCode.FAILURE, message=f"trap: {trap}")
+        return Result.make(StatusCode.SUCCESS, instance.ctx.gas)
+    finally:
+        stack.pop()
+
+
+def _check_deployed(result: Result, debug: bool, metering: bool) -> Result:
+    """A constructor's output is the code to deploy: Wasm output must be a contract."""
+    out = result.output
+    if out[:4] != b"\0asm" or len(out) < 8:
+        return result  # not Wasm: stored as it is (Hera), e.g. EVM code or plain data
+    try:
+        prepared = prepare_contract(out, debug=debug, metering=metering)
+    except ContractValidationError as exc:
+        return Result.make(CVF, message=f"deployed code: {exc}")
+    if metering:
+        return Result.make(result.status, result.gas_left, prepared.compiled.wasm,
+                           create_address=result.create_address)
+    return result
+
+
+__all__ = ["CompileError", "execute", "prepare_contract"]

@@ -1,0 +1,157 @@
+"""Apply one transaction to a state backend: the Ethereum transaction rules around the
+engine (validity, intrinsic gas, buying gas, refunds, fees, EIP-161 clean-up).
+
+Byzantium as aleth 1.6 applied it when the Ewasm state tests were filled
+(../shared/docs/state-tests.md §5); the revision selects the later rules that change
+these numbers (EIP-2028 data cost, EIP-3529 refunds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
+from evmc_bridge.types import ZERO_BYTES32
+
+from .backend import Log, StateBackend
+from .host import REFUND_SELFDESTRUCT, StateHost, create_address
+
+GAS_TX = 21000
+GAS_TX_CREATE = 32000
+GAS_TX_DATA_ZERO = 4
+GAS_TX_DATA_NONZERO = 68
+GAS_TX_DATA_NONZERO_ISTANBUL = 16
+
+
+@dataclass(frozen=True)
+class BlockEnv:
+    coinbase: bytes
+    number: int
+    timestamp: int
+    gas_limit: int
+    difficulty: int
+    block_hash: Callable[[int], bytes] = field(default=lambda n: ZERO_BYTES32)
+    chain_id: int = 1
+    base_fee: int = 0
+
+
+@dataclass(frozen=True)
+class Transaction:
+    sender: bytes
+    to: bytes | None  # None: contract creation
+    nonce: int
+    gas_limit: int
+    gas_price: int
+    value: int
+    data: bytes
+
+
+@dataclass
+class TxOutcome:
+    valid: bool
+    error: str = ""
+    status: StatusCode | None = None
+    gas_used: int = 0
+    logs: list[Log] = field(default_factory=list)
+    output: bytes = b""
+    contract_address: bytes | None = None
+
+
+class InvalidTransaction(ValueError):
+    """The transaction cannot be included (nonce, gas, balance): no state changes."""
+
+
+def intrinsic_gas(tx: Transaction, revision: Revision) -> int:
+    nonzero = (GAS_TX_DATA_NONZERO_ISTANBUL if revision >= Revision.ISTANBUL
+               else GAS_TX_DATA_NONZERO)
+    zeros = tx.data.count(0)
+    gas = GAS_TX + GAS_TX_DATA_ZERO * zeros + nonzero * (len(tx.data) - zeros)
+    if tx.to is None and revision >= Revision.HOMESTEAD:
+        gas += GAS_TX_CREATE
+    return gas
+
+
+def check_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction,
+                      revision: Revision) -> int:
+    """Raise InvalidTransaction unless tx can be included; returns its intrinsic gas."""
+    nonce = backend.get_nonce(tx.sender)
+    if tx.nonce != nonce:
+        raise InvalidTransaction(f"nonce {tx.nonce} is not the sender's nonce {nonce}")
+    intrinsic = intrinsic_gas(tx, revision)
+    if tx.gas_limit < intrinsic:
+        raise InvalidTransaction(f"gas limit {tx.gas_limit} below intrinsic gas {intrinsic}")
+    if tx.gas_limit > env.gas_limit:
+        raise InvalidTransaction(f"gas limit {tx.gas_limit} above the block's {env.gas_limit}")
+    cost = tx.gas_limit * tx.gas_price + tx.value
+    balance = backend.get_balance(tx.sender)
+    if balance < cost:
+        raise InvalidTransaction(f"sender balance {balance} below gas and value {cost}")
+    return intrinsic
+
+
+def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
+                      revision: Revision = Revision.BYZANTIUM,
+                      options: Mapping[str, str] | None = None) -> TxOutcome:
+    """Apply tx to backend (mutating it); an invalid tx leaves the backend unchanged.
+
+    options go to the engine (`debug`, `metering`: "true"/"false")."""
+    try:
+        intrinsic = check_transaction(backend, env, tx, revision)
+    except InvalidTransaction as exc:
+        return TxOutcome(valid=False, error=str(exc))
+    engine_options = _engine_options(options or {})
+    backend.touch(env.coinbase)  # testeth/aleth: the coinbase is touched before the tx
+    backend.add_balance(tx.sender, -tx.gas_limit * tx.gas_price)
+    backend.set_nonce(tx.sender, tx.nonce + 1)
+    backend.touch(tx.sender)
+    gas = tx.gas_limit - intrinsic
+    tx_context = TxContext(tx_gas_price=tx.gas_price, tx_origin=tx.sender,
+                           block_coinbase=env.coinbase, block_number=env.number,
+                           block_timestamp=env.timestamp, block_gas_limit=env.gas_limit,
+                           block_prev_randao=env.difficulty, chain_id=env.chain_id,
+                           block_base_fee=env.base_fee)
+    host = StateHost(backend, tx_context, revision, block_hash=env.block_hash,
+                     engine_options=engine_options)
+    contract = None
+    if tx.to is None:
+        contract = create_address(tx.sender, tx.nonce)
+        msg = Message(kind=CallKind.CREATE, gas=gas, sender=tx.sender, recipient=contract,
+                      input=tx.data, value=tx.value)
+        result = host.create(msg, contract)
+    else:
+        msg = Message(kind=CallKind.CALL, gas=gas, sender=tx.sender, recipient=tx.to,
+                      code_address=tx.to, input=tx.data, value=tx.value)
+        result = host.message_call(msg)
+    gas_left = result.gas_left
+    gas_used = tx.gas_limit - gas_left
+    refund_counter = host.refund
+    if revision < Revision.LONDON:
+        refund_counter += REFUND_SELFDESTRUCT * len(host.selfdestructs)
+    refund = min(refund_counter, gas_used // (5 if revision >= Revision.LONDON else 2))
+    backend.add_balance(tx.sender, (gas_left + refund) * tx.gas_price)
+    backend.add_balance(env.coinbase, (gas_used - refund) * tx.gas_price)
+    for address in host.selfdestructs:
+        backend.delete_account(address)
+    if revision >= Revision.SPURIOUS_DRAGON:
+        for address in sorted(backend.touched()):
+            if backend.exists(address) and backend.is_empty(address):
+                backend.delete_account(address)
+    ok = result.status == StatusCode.SUCCESS
+    return TxOutcome(valid=True, error=result.message, status=result.status,
+                     gas_used=gas_used - refund, logs=list(host.logs) if ok else [],
+                     output=result.output,
+                     contract_address=contract if ok and contract is not None else None)
+
+
+def _engine_options(options: Mapping[str, str]) -> dict[str, bool]:
+    known = {"debug", "metering"}
+    out = {}
+    for key, value in options.items():
+        if key not in known:
+            raise ValueError(f"unknown engine option {key!r}; known: {', '.join(sorted(known))}")
+        text = str(value).lower()
+        if text not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"option {key} takes true or false, not {value!r}")
+        out[key] = text in ("true", "1", "yes")
+    return out
