@@ -31,8 +31,9 @@ from .runtime.stack import run_on_big_stack
 
 CVF = StatusCode.CONTRACT_VALIDATION_FAILURE
 EVM1_MODES = ("reject", "fallback")
-# Enough Python frames for 1024 nested contract calls (each re-enters through ctypes).
-_RECURSION_FOR_NESTING = 40_000
+# Enough Python frames for 1024 nested contract calls (each re-enters through ctypes,
+# ~40 Python frames a level); the big native stack of the worker thread holds them.
+_RECURSION_FOR_NESTING = 200_000
 
 
 @dataclass(frozen=True, slots=True)
