@@ -159,12 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--costs", help="a JSON cost table (name -> cost)")
     s.set_defaults(func=cmd_meter)
 
+    sub.add_parser("statetest", help="run Ethereum state tests (ewasm statetest -h)",
+                   add_help=False)
     s = sub.add_parser("demo", help="compile and run the embedded example module")
     s.set_defaults(func=cmd_demo)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["statetest"]:
+        # Its own parser and imports (state, rich): loaded only when asked for.
+        from state.statetest.cli import main as statetest_main
+
+        return statetest_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -100,7 +100,7 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
         intrinsic = check_transaction(backend, env, tx, revision)
     except InvalidTransaction as exc:
         return TxOutcome(valid=False, error=str(exc))
-    engine_options = _engine_options(options or {})
+    engine_opts = engine_options(options or {})
     backend.touch(env.coinbase)  # testeth/aleth: the coinbase is touched before the tx
     backend.add_balance(tx.sender, -tx.gas_limit * tx.gas_price)
     backend.set_nonce(tx.sender, tx.nonce + 1)
@@ -112,7 +112,7 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
                            block_prev_randao=env.difficulty, chain_id=env.chain_id,
                            block_base_fee=env.base_fee)
     host = StateHost(backend, tx_context, revision, block_hash=env.block_hash,
-                     engine_options=engine_options)
+                     engine_options=engine_opts)
     contract = None
     if tx.to is None:
         contract = create_address(tx.sender, tx.nonce)
@@ -144,7 +144,7 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
                      contract_address=contract if ok and contract is not None else None)
 
 
-def _engine_options(options: Mapping[str, str]) -> dict[str, bool]:
+def engine_options(options: Mapping[str, str]) -> dict[str, bool]:
     known = {"debug", "metering"}
     out = {}
     for key, value in options.items():

@@ -6,6 +6,7 @@ native stack could overflow, whatever thread the embedder calls from."""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -15,6 +16,17 @@ STACK_SIZE = 512 * 1024 * 1024
 
 _local = threading.local()
 _create_lock = threading.Lock()
+
+
+def _forget_workers_after_fork() -> None:
+    # A forked child inherits the thread-local worker handle but not its thread: jobs
+    # queued to it would wait forever. Start afresh.
+    global _local, _create_lock
+    _local = threading.local()
+    _create_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_workers_after_fork)
 
 
 class _Worker:
