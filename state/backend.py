@@ -1,6 +1,7 @@
 """The state backend interface: accounts, balances, nonces, code and storage with
-journaled snapshots. Everything above it (StateHost, transactions, the chain) speaks only
-this interface, so the in-memory backend and a persistent one are interchangeable.
+journaled snapshots. Everything above it (StateHost, transactions, the state-test runner)
+speaks only this interface, so the in-memory backend and a persistent one are
+interchangeable.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import NamedTuple
 import rlp
 from eth_hash.auto import keccak
 
-EMPTY_CODE_HASH = keccak(b"")
-BLANK_ROOT = keccak(rlp.encode(b""))
+EMPTY_CODE_HASH = keccak(b"")  # c5d24601...5d85a470
+BLANK_ROOT = keccak(rlp.encode(b""))  # 56e81f17...5e363b421, the root of an empty trie
 ZERO32 = bytes(32)
 UINT256_LIMIT = 1 << 256
+# EIP-2681 caps the nonce at 2**64 - 1; a larger one could not be RLP-decoded by clients.
+NONCE_LIMIT = 1 << 64
 
 
 @dataclass
@@ -24,43 +27,73 @@ class Account:
     nonce: int = 0
     balance: int = 0
     code: bytes = b""
-    # 32-byte key -> 32-byte value; zero values are never stored.
+    # 32-byte key -> 32-byte value; zero values are never stored, so equality of two
+    # accounts is equality of their states.
     storage: dict[bytes, bytes] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
-        """EIP-161: no nonce, no balance, no code."""
+        """EIP-161: no nonce, no balance, no code (storage does not count)."""
         return self.nonce == 0 and self.balance == 0 and not self.code
 
     def copy(self) -> Account:
+        """A copy whose storage dict can be changed without touching this one."""
         return Account(self.nonce, self.balance, self.code, dict(self.storage))
 
 
 class Log(NamedTuple):
-    address: bytes
-    topics: tuple[bytes, ...]
+    address: bytes  # 20 bytes
+    topics: tuple[bytes, ...]  # 32 bytes each
     data: bytes
 
 
 def check_address(address: bytes) -> bytes:
+    """The address as bytes, or ValueError unless it is 20 bytes (bytes or bytearray)."""
     if not isinstance(address, bytes | bytearray) or len(address) != 20:
-        raise ValueError(f"an address is 20 bytes, got {address!r}")
+        raise ValueError(f"an address is 20 bytes (bytes or bytearray), got {address!r}")
     return bytes(address)
 
 
 def check_word(word: bytes, what: str) -> bytes:
+    """The storage key or value as bytes, or ValueError unless it is 32 bytes."""
     if not isinstance(word, bytes | bytearray) or len(word) != 32:
-        raise ValueError(f"a storage {what} is 32 bytes, got {word!r}")
+        raise ValueError(f"a storage {what} is 32 bytes (bytes or bytearray), got {word!r}")
     return bytes(word)
 
 
+def check_account(account: Account) -> Account:
+    """A validated, normalised copy: bytes everywhere, ranges checked, zero slots dropped."""
+    if not isinstance(account, Account):
+        raise ValueError(f"expected an Account, got {type(account).__name__}")
+    if not 0 <= account.nonce < NONCE_LIMIT:
+        raise ValueError(f"nonce {account.nonce} out of range [0, 2**64)")
+    if not 0 <= account.balance < UINT256_LIMIT:
+        raise ValueError(f"balance {account.balance} out of range [0, 2**256)")
+    if not isinstance(account.code, bytes | bytearray):
+        raise ValueError(f"code must be bytes, got {type(account.code).__name__}")
+    storage = {}
+    for key, value in account.storage.items():
+        key, value = check_word(key, "key"), check_word(value, "value")
+        if value != ZERO32:
+            storage[key] = value
+    return Account(account.nonce, account.balance, bytes(account.code), storage)
+
+
 class StateBackend(ABC):
-    """Accounts with journaled snapshots. An absent account reads as empty."""
+    """Accounts, balances, nonces, code, storage, with journaled snapshots.
+
+    An absent account reads as empty (balance 0, nonce 0, no code, zero storage). Every
+    write creates the account if absent and is journaled, so `revert` undoes it.
+    Addresses are 20 bytes and storage keys and values 32 bytes (bytes or bytearray);
+    anything else, and a snapshot id that is not live, raises ValueError.
+    """
 
     # --- reads ---------------------------------------------------------------------------
     @abstractmethod
-    def exists(self, address: bytes) -> bool: ...
+    def exists(self, address: bytes) -> bool:
+        """Present in the state, even if empty."""
 
     def is_empty(self, address: bytes) -> bool:
+        """EIP-161 emptiness; an absent account is empty."""
         acc = self.get_account(address)
         return acc is None or acc.is_empty()
 
@@ -80,39 +113,49 @@ class StateBackend(ABC):
         return keccak(self.get_code(address))
 
     @abstractmethod
-    def get_storage(self, address: bytes, key: bytes) -> bytes: ...
+    def get_storage(self, address: bytes, key: bytes) -> bytes:
+        """32 bytes; ZERO32 when unset."""
 
     @abstractmethod
-    def addresses(self) -> list[bytes]: ...
+    def addresses(self) -> list[bytes]:
+        """Every existing address, sorted."""
 
     @abstractmethod
-    def get_account(self, address: bytes) -> Account | None: ...
+    def get_account(self, address: bytes) -> Account | None:
+        """A copy (its storage dict too), None if absent."""
 
-    # --- writes (journaled; each creates the account if absent) ---------------------------
+    # --- writes --------------------------------------------------------------------------
     @abstractmethod
-    def set_balance(self, address: bytes, value: int) -> None: ...
+    def set_balance(self, address: bytes, value: int) -> None:
+        """ValueError unless 0 <= value < 2**256."""
 
     def add_balance(self, address: bytes, delta: int) -> None:
+        """delta may be negative; a result out of range raises and changes nothing."""
         new = self.get_balance(address) + delta
         if new < 0:
-            raise ValueError(f"balance of 0x{bytes(address).hex()} would go negative")
+            raise ValueError(f"balance of 0x{bytes(address).hex()} would go negative "
+                             f"({new - delta} + {delta})")
         self.set_balance(address, new)
 
     @abstractmethod
-    def set_nonce(self, address: bytes, value: int) -> None: ...
+    def set_nonce(self, address: bytes, value: int) -> None:
+        """ValueError unless 0 <= value < 2**64."""
 
     @abstractmethod
     def set_code(self, address: bytes, code: bytes) -> None: ...
 
     @abstractmethod
-    def set_storage(self, address: bytes, key: bytes, value: bytes) -> None: ...
+    def set_storage(self, address: bytes, key: bytes, value: bytes) -> None:
+        """An all-zero value deletes the slot."""
 
     @abstractmethod
     def create_account(self, address: bytes) -> None:
-        """Make it exist with no nonce, code or storage; a balance already there stays."""
+        """Make it exist with no nonce, code or storage; a balance already there stays
+        (CREATE onto a pre-funded address)."""
 
     @abstractmethod
-    def delete_account(self, address: bytes) -> None: ...
+    def delete_account(self, address: bytes) -> None:
+        """Remove it entirely (self-destruct, EIP-161 clean-up); absent is a no-op."""
 
     @abstractmethod
     def touch(self, address: bytes) -> None:
@@ -123,20 +166,30 @@ class StateBackend(ABC):
 
     # --- journal -------------------------------------------------------------------------
     @abstractmethod
-    def snapshot(self) -> int: ...
+    def snapshot(self) -> int:
+        """An id for the current state; snapshots nest."""
 
     @abstractmethod
     def revert(self, snapshot: int) -> None:
-        """Undo everything since the snapshot; it and later snapshots become invalid."""
+        """Undo everything since the snapshot (touches, creations and deletions too);
+        it and later snapshots become invalid."""
 
     @abstractmethod
     def commit(self, snapshot: int) -> None:
-        """Keep the changes; an enclosing snapshot can still undo them."""
+        """Keep the changes and forget the snapshot and later ones; an enclosing
+        snapshot can still undo them."""
 
     # --- bulk ----------------------------------------------------------------------------
-    def to_accounts(self) -> dict[bytes, Account]:
-        return {a: self.get_account(a) for a in self.addresses()}
-
     @classmethod
     @abstractmethod
-    def from_accounts(cls, accounts: Mapping[bytes, Account]) -> StateBackend: ...
+    def from_accounts(cls, accounts: Mapping[bytes, Account]) -> StateBackend:
+        """A backend holding copies of the accounts; nothing journaled or touched."""
+
+    def to_accounts(self) -> dict[bytes, Account]:
+        """Copies of every account, by address in sorted order."""
+        out = {}
+        for address in self.addresses():
+            acc = self.get_account(address)
+            assert acc is not None  # addresses() lists only existing accounts
+            out[address] = acc
+        return out

@@ -1,4 +1,8 @@
-"""State root and logs hash: the Yellow Paper's secure Merkle-Patricia trie (py-trie)."""
+"""State root, storage root and logs hash (Yellow Paper appendix D and section 4.3).
+
+The tries are py-trie's HexaryTrie over a throw-away dict; "secure" means every key is
+keccak256'd first, as Ethereum does for both the state and the storage tries.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +10,58 @@ from collections.abc import Iterable, Mapping
 
 import rlp
 from eth_hash.auto import keccak
-from rlp.sedes import Binary, CountableList, big_endian_int, binary
+from rlp.sedes import Binary, CountableList, List, big_endian_int
 from trie import HexaryTrie
 
-from .backend import BLANK_ROOT, ZERO32, Log, StateBackend
+from .backend import BLANK_ROOT, ZERO32, Log, StateBackend, check_word
 
-_ACCOUNT = rlp.sedes.List([big_endian_int, big_endian_int, binary, binary])
-_LOG = rlp.sedes.List([Binary.fixed_length(20), CountableList(Binary.fixed_length(32)), binary])
+_HASH = Binary.fixed_length(32)
+_ACCOUNT = List([big_endian_int, big_endian_int, _HASH, _HASH])
+_LOGS = CountableList(List([Binary.fixed_length(20), CountableList(_HASH), Binary()]))
 
 
 def storage_root(storage: Mapping[bytes, bytes]) -> bytes:
-    """Root of keccak(key) -> rlp(value as a minimal big-endian integer), zeros skipped."""
-    if not storage:
-        return BLANK_ROOT
+    """Root of the secure trie keccak256(key) -> rlp(value as a minimal big-endian integer).
+
+    Keys and values are 32 bytes; zero values are skipped (an unset slot and a zero slot
+    are the same state). No non-zero slot gives BLANK_ROOT.
+    """
     t = HexaryTrie({})
     for key, value in storage.items():
+        key, value = check_word(key, "key"), check_word(value, "value")
         if value != ZERO32:
             t[keccak(key)] = rlp.encode(value.lstrip(b"\0"))
     return t.root_hash
 
 
 def account_rlp(nonce: int, balance: int, storage_root: bytes, code_hash: bytes) -> bytes:
-    return rlp.encode([nonce, balance, storage_root, code_hash], _ACCOUNT)
+    """rlp([nonce, balance, storageRoot, codeHash]), integers minimal big-endian."""
+    try:
+        return rlp.encode([nonce, balance, storage_root, code_hash], _ACCOUNT)
+    except rlp.SerializationError as e:
+        raise ValueError(f"cannot encode account: {e}") from e
 
 
 def state_root(backend: StateBackend) -> bytes:
-    """Root of keccak(address) -> rlp([nonce, balance, storageRoot, codeHash])."""
+    """Root of the secure trie keccak256(address) -> account_rlp, over every existing
+    account, empty ones included (EIP-161 clean-up is the caller's business)."""
     t = HexaryTrie({})
     for address in backend.addresses():
         acc = backend.get_account(address)
+        assert acc is not None  # addresses() lists only existing accounts
         t[keccak(address)] = account_rlp(acc.nonce, acc.balance, storage_root(acc.storage),
-                                         keccak(acc.code))
+                                         backend.get_code_hash(address))
     return t.root_hash
 
 
 def logs_hash(logs: Iterable[Log]) -> bytes:
-    """keccak256(rlp([[address, [topics...], data], ...]))."""
-    return keccak(rlp.encode([[log.address, list(log.topics), log.data] for log in logs],
-                             CountableList(_LOG)))
+    """keccak256(rlp([[address, [topic, ...], data], ...])) in emission order; no logs
+    gives keccak256(0xc0)."""
+    try:
+        encoded = rlp.encode([[log.address, list(log.topics), log.data] for log in logs], _LOGS)
+    except rlp.SerializationError as e:
+        raise ValueError(f"cannot encode logs (address 20 bytes, topics 32 bytes): {e}") from e
+    return keccak(encoded)
 
 
 __all__ = ["BLANK_ROOT", "account_rlp", "logs_hash", "state_root", "storage_root"]
