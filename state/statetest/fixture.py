@@ -1,8 +1,11 @@
-"""Filled state tests (GeneralStateTests JSON) as typed values."""
+"""Filled state tests (GeneralStateTests JSON, ../shared/docs/state-tests.md §2) as typed
+values: the block environment, the pre-state, the transaction matrix and the expected
+post hashes per fork."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,43 +17,78 @@ from ..backend import Account
 from ..transaction import BlockEnv, Transaction
 
 
+class NotAStateTest(ValueError):
+    """The file is JSON but not a filled state test (e.g. test vectors lying beside them)."""
+
+
 def hex_bytes(text: str) -> bytes:
+    """Hex with or without 0x; "" and "0x" are empty."""
     text = text.strip()
-    if text.startswith(("0x", "0X")):
+    if text[:2] in ("0x", "0X"):
         text = text[2:]
+    if len(text) % 2:
+        # Some fillers write odd-length hex; a leading zero is what testeth assumes.
+        text = "0" + text
     return bytes.fromhex(text)
 
 
 def hex_int(text: str | int) -> int:
+    """The fixtures' numbers: 0x-hex strings (decimal tolerated), "" meaning 0."""
     if isinstance(text, int):
         return text
     text = text.strip()
-    if text in ("", "0x"):
+    if text in ("", "0x", "0X"):
         return 0
-    return int(text, 16) if text.lower().startswith("0x") else int(text)
+    return int(text, 16) if text[:2] in ("0x", "0X") else int(text)
 
 
 @lru_cache(maxsize=64)
 def sender_of(secret_key: bytes) -> bytes:
-    """The address of a secp256k1 secret key (one scalar multiplication, cached)."""
+    """The address of a secp256k1 secret key. Cached: the scalar multiplication costs far
+    more than running most of these tests, and every test in the suite uses one key."""
     from eth_keys import keys
 
     return keys.PrivateKey(secret_key).public_key.to_canonical_address()
 
 
-def testeth_block_hash(number: int):
-    """testeth's BLOCKHASH: keccak256 of the decimal number for the 256 blocks below."""
+def testeth_block_hash(number: int) -> Callable[[int], bytes]:
+    """testeth's BLOCKHASH: keccak256 of the decimal number for the 256 blocks below
+    `number`, 32 zero bytes otherwise."""
     def block_hash(n: int) -> bytes:
-        return keccak(str(n).encode()) if number - 256 <= n < number else bytes(32)
+        return keccak(str(n).encode()) if max(0, number - 256) <= n < number else bytes(32)
 
     return block_hash
 
 
 @dataclass(frozen=True)
+class TransactionMatrix:
+    """`transaction` of a filled test: every (data[d], gasLimit[g], value[v]) is one tx."""
+
+    data: tuple[bytes, ...]
+    gas_limit: tuple[int, ...]
+    value: tuple[int, ...]
+    nonce: int
+    gas_price: int
+    to: bytes | None  # None: contract creation
+    sender: bytes
+
+    def build(self, indexes: tuple[int, int, int]) -> Transaction:
+        d, g, v = indexes
+        for what, i, seq in (("data", d, self.data), ("gas", g, self.gas_limit),
+                             ("value", v, self.value)):
+            if not 0 <= i < len(seq):
+                raise IndexError(f"post index {what}={i} outside the transaction's "
+                                 f"{len(seq)} {what} entries")
+        return Transaction(sender=self.sender, to=self.to, nonce=self.nonce,
+                           gas_limit=self.gas_limit[g], gas_price=self.gas_price,
+                           value=self.value[v], data=self.data[d])
+
+
+@dataclass(frozen=True)
 class PostEntry:
     indexes: tuple[int, int, int]  # data, gas, value
-    hash: bytes
-    logs: bytes
+    hash: bytes  # state root after the transaction
+    logs: bytes  # keccak256(rlp(logs))
 
 
 @dataclass(frozen=True)
@@ -59,51 +97,83 @@ class StateTest:
     path: Path
     env: BlockEnv
     pre: dict[bytes, Account]
-    tx: dict[str, Any]  # the transaction matrix, as in the file
-    posts: dict[str, list[PostEntry]]
+    transaction: TransactionMatrix
+    posts: dict[str, list[PostEntry]]  # fork name as in the file -> entries
 
-    def transaction(self, indexes: tuple[int, int, int]) -> Transaction:
-        d, g, v = indexes
-        tx = self.tx
-        to = tx.get("to", "")
-        sender = (sender_of(hex_bytes(tx["secretKey"])) if tx.get("secretKey")
-                  else hex_bytes(tx["sender"]))
-        return Transaction(sender=sender, to=hex_bytes(to) if to else None,
-                           nonce=hex_int(tx["nonce"]), gas_limit=hex_int(tx["gasLimit"][g]),
-                           gas_price=hex_int(tx.get("gasPrice", "0x0")),
-                           value=hex_int(tx["value"][v]), data=hex_bytes(tx["data"][d]))
+    def build_transaction(self, indexes: tuple[int, int, int]) -> Transaction:
+        return self.transaction.build(indexes)
+
+    def cases(self, forks: set[str] | None = None) -> Iterator[tuple[str, int, PostEntry]]:
+        """(fork, index into posts[fork], entry); forks compared case-insensitively."""
+        for fork, entries in self.posts.items():
+            if forks is None or fork.lower() in forks:
+                for i, entry in enumerate(entries):
+                    yield fork, i, entry
 
 
-def _account(raw: dict[str, Any]) -> Account:
+def parse_account(raw: dict[str, Any]) -> Account:
     storage = {}
-    for k, v in raw.get("storage", {}).items():
+    for k, v in (raw.get("storage") or {}).items():
         value = hex_int(v)
-        if value:
+        if value:  # a zero slot is an absent slot
             storage[hex_int(k).to_bytes(32, "big")] = value.to_bytes(32, "big")
-    return Account(nonce=hex_int(raw.get("nonce", "0x0")), balance=hex_int(raw["balance"]),
-                   code=hex_bytes(raw.get("code", "")), storage=storage)
+    return Account(nonce=hex_int(raw.get("nonce", "0x00")), balance=hex_int(raw["balance"]),
+                   code=hex_bytes(raw.get("code") or ""), storage=storage)
+
+
+def parse_env(raw: dict[str, Any]) -> BlockEnv:
+    number = hex_int(raw["currentNumber"])
+    return BlockEnv(coinbase=hex_bytes(raw["currentCoinbase"]), number=number,
+                    timestamp=hex_int(raw["currentTimestamp"]),
+                    gas_limit=hex_int(raw["currentGasLimit"]),
+                    difficulty=hex_int(raw.get("currentDifficulty", "0x00")),
+                    block_hash=testeth_block_hash(number))
+
+
+def parse_transaction(raw: dict[str, Any]) -> TransactionMatrix:
+    if raw.get("secretKey"):
+        sender = sender_of(hex_bytes(raw["secretKey"]))
+    elif raw.get("sender"):  # newer fixtures may name the sender instead
+        sender = hex_bytes(raw["sender"])
+    else:
+        raise NotAStateTest("transaction has neither secretKey nor sender")
+    to = (raw.get("to") or "").strip()
+    return TransactionMatrix(
+        data=tuple(hex_bytes(d) for d in raw["data"]),
+        gas_limit=tuple(hex_int(g) for g in raw["gasLimit"]),
+        value=tuple(hex_int(v) for v in raw["value"]),
+        nonce=hex_int(raw["nonce"]), gas_price=hex_int(raw.get("gasPrice", "0x00")),
+        to=hex_bytes(to) if to not in ("", "0x") else None, sender=sender)
+
+
+def parse_post(raw: dict[str, Any]) -> PostEntry:
+    idx = raw["indexes"]
+    return PostEntry((int(idx["data"]), int(idx["gas"]), int(idx["value"])),
+                     hex_bytes(raw["hash"]), hex_bytes(raw["logs"]))
 
 
 def parse_test(name: str, raw: dict[str, Any], path: Path) -> StateTest:
-    e = raw["env"]
-    number = hex_int(e["currentNumber"])
-    env = BlockEnv(coinbase=hex_bytes(e["currentCoinbase"]), number=number,
-                   timestamp=hex_int(e["currentTimestamp"]),
-                   gas_limit=hex_int(e["currentGasLimit"]),
-                   difficulty=hex_int(e.get("currentDifficulty", "0x0")),
-                   block_hash=testeth_block_hash(number))
-    pre = {hex_bytes(a): _account(acc) for a, acc in raw["pre"].items()}
-    posts = {
-        fork: [PostEntry((p["indexes"]["data"], p["indexes"]["gas"], p["indexes"]["value"]),
-                         hex_bytes(p["hash"]), hex_bytes(p["logs"])) for p in entries]
-        for fork, entries in raw.get("post", {}).items()
-    }
-    return StateTest(name, path, env, pre, raw["transaction"], posts)
+    posts = {fork: [parse_post(p) for p in entries]
+             for fork, entries in (raw.get("post") or {}).items()}
+    return StateTest(name=name, path=Path(path), env=parse_env(raw["env"]),
+                     pre={hex_bytes(a): parse_account(acc) for a, acc in raw["pre"].items()},
+                     transaction=parse_transaction(raw["transaction"]), posts=posts)
 
 
-def load_tests(path: Path) -> list[StateTest]:
-    """Every test in one filled JSON file."""
-    data = json.loads(Path(path).read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a state-test file (top level is not an object)")
-    return [parse_test(name, raw, Path(path)) for name, raw in data.items()]
+def looks_like_state_tests(data: Any) -> bool:
+    return (isinstance(data, dict) and bool(data)
+            and all(isinstance(t, dict) and {"env", "pre", "transaction", "post"} <= t.keys()
+                    for t in data.values()))
+
+
+def load_tests(path: Path | str) -> list[StateTest]:
+    """Every test in one filled JSON file; NotAStateTest if it is some other JSON."""
+    path = Path(path)
+    data = json.loads(path.read_text())
+    if not looks_like_state_tests(data):
+        raise NotAStateTest(f"{path}: not a filled state-test file (expected "
+                            "{name: {env, pre, transaction, post}})")
+    try:
+        return [parse_test(name, raw, path) for name, raw in data.items()]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: malformed state test: {type(exc).__name__}: {exc}") from exc
