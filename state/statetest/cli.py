@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the N slowest tests in the summary (default 5)")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", action="store_true", default=None,
-                     help="always show the progress bar")
+                     help="show the progress bar on stderr even when it is not a terminal "
+                          "(default: only on a terminal)")
     bar.add_argument("--no-progress", dest="progress", action="store_false",
                      help="never show the progress bar")
     return p
@@ -90,10 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         return _usage_error("no JSON test files under " + " ".join(map(str, args.paths)))
 
-    # The bar goes to stderr: shown on a terminal, or in a log when the summary is what
-    # is being printed; never mixed into --json output unless asked for.
-    show_progress = args.progress if args.progress is not None else (
-        sys.stderr.isatty() or not args.json)
+    # The bar goes to stderr, and by default only to a terminal: in a CI log or a
+    # captured stream its redraws are noise next to the summary or the --json records.
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     start = time.perf_counter()
     kwargs = dict(pattern=args.pattern, forks=args.fork, options=options, jobs=args.jobs)
     try:

@@ -21,7 +21,6 @@ from ..backend import StateBackend
 from ..memory import MemoryBackend
 from ..root import logs_hash, state_root
 from ..transaction import apply_transaction
-from .filler import diff_against_expect, expect_entries, find_filler, load_filler
 from .fixture import NotAStateTest, StateTest, load_tests
 
 
@@ -29,6 +28,7 @@ from .fixture import NotAStateTest, StateTest, load_tests
 class CaseResult:
     name: str
     file: str
+    group: str  # the fixture folder relative to the common root, e.g. "filled"
     fork: str
     indexes: tuple[int, int, int]
     status: str  # "pass" | "fail" | "error"
@@ -38,8 +38,7 @@ class CaseResult:
     actual_logs: str = ""
     time_s: float = 0.0
     error: str = ""
-    diff: list[str] = field(default_factory=list)
-    group: str = ""  # the fixture folder relative to the common root, e.g. "filled"
+    diff: list[str] = field(default_factory=list)  # filled in for failures only
 
     @property
     def id(self) -> str:
@@ -116,8 +115,8 @@ def run_case(test: StateTest, fork: str, index: int, *, options: dict[str, str] 
              group: str = "") -> CaseResult:
     """Run test.posts[fork][index]; never raises for the test's own sake (status 'error')."""
     post = test.posts[fork][index]
-    res = CaseResult(test.name, str(test.path), fork, post.indexes, "error",
-                     expected_root=post.hash.hex(), expected_logs=post.logs.hex(), group=group)
+    res = CaseResult(test.name, str(test.path), group, fork, post.indexes, "error",
+                     expected_root=post.hash.hex(), expected_logs=post.logs.hex())
     start = time.perf_counter()
     backend = None
     try:
@@ -143,18 +142,24 @@ def run_case(test: StateTest, fork: str, index: int, *, options: dict[str, str] 
 
 
 @lru_cache(maxsize=64)
-def _expect_of(filler: Path, name: str) -> tuple:
+def _expect_of(filler: Path, name: str, mtime_ns: int) -> tuple:
+    # mtime_ns is only part of the key: an edited filler is read again.
+    from .filler import expect_entries, load_filler
+
     return tuple(expect_entries(load_filler(filler, name)))
 
 
 def filler_diff(test: StateTest, fork: str, indexes: tuple[int, int, int],
                 backend: StateBackend) -> list[str]:
     """The post state against the filler's `expect`, when a filler can be found."""
+    # Imported here: only failures need the fillers, and so PyYAML.
+    from .filler import diff_against_expect, find_filler
+
     path = find_filler(test.path, test.name)
     if path is None:
         return []
     try:
-        entries = _expect_of(path, test.name)
+        entries = _expect_of(path, test.name, path.stat().st_mtime_ns)
         lines = diff_against_expect(backend, entries, fork, indexes)
     except Exception as exc:  # the diff is a help, not the verdict
         return [f"(filler {path.name} unusable: {type(exc).__name__}: {exc})"]
@@ -174,10 +179,10 @@ def run_file(path: Path, *, group: str = "", pattern: str | None = None,
     except NotAStateTest as exc:
         if skip_foreign:
             return []
-        return [CaseResult(path.stem, str(path), "-", (0, 0, 0), "error", group=group,
+        return [CaseResult(path.stem, str(path), group, "-", (0, 0, 0), "error",
                            error=str(exc))]
     except Exception as exc:
-        return [CaseResult(path.stem, str(path), "-", (0, 0, 0), "error", group=group,
+        return [CaseResult(path.stem, str(path), group, "-", (0, 0, 0), "error",
                            error=f"cannot load: {type(exc).__name__}: {exc}")]
     out = []
     for test in tests:
@@ -233,8 +238,8 @@ def _run_parallel(work: list[dict[str, Any]], jobs: int,
                         batch = fut.result()
                     except Exception as exc:  # e.g. a worker killed by a crash
                         kw = work[i]
-                        batch = [CaseResult(kw["path"].stem, str(kw["path"]), "-", (0, 0, 0),
-                                            "error", group=kw["group"],
+                        batch = [CaseResult(kw["path"].stem, str(kw["path"]), kw["group"], "-",
+                                            (0, 0, 0), "error",
                                             error=f"worker failed: {type(exc).__name__}: {exc}")]
                     done(i, batch)
         except BaseException:

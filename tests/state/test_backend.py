@@ -338,6 +338,181 @@ def test_bad_values_raise() -> None:
             b.commit(sid)
 
 
+def test_is_empty_follows_eip161() -> None:
+    b = MemoryBackend()
+    b.set_storage(A, w(1), w(1))  # storage alone does not make an account non-empty
+    assert b.exists(A) and b.is_empty(A)
+    b.set_nonce(B, 1)
+    b.set_balance(C, 1)
+    d = bytes(19) + b"\x0d"
+    b.set_code(d, b"\0")
+    for address in (B, C, d):
+        assert not b.is_empty(address)
+    b.set_nonce(B, 0)
+    b.set_balance(C, 0)
+    b.set_code(d, b"")
+    for address in (B, C, d):
+        assert b.exists(address) and b.is_empty(address)
+    assert Account(storage={w(1): w(1)}).is_empty()
+    assert not Account(nonce=1).is_empty() and not Account(balance=1).is_empty()
+    assert not Account(code=b"x").is_empty()
+
+
+WRITES = {
+    "set_balance": lambda b, a: b.set_balance(a, 0),
+    "add_balance": lambda b, a: b.add_balance(a, 0),
+    "set_nonce": lambda b, a: b.set_nonce(a, 0),
+    "set_code": lambda b, a: b.set_code(a, b""),
+    "set_storage": lambda b, a: b.set_storage(a, w(1), ZERO32),
+    "create_account": lambda b, a: b.create_account(a),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRITES))
+def test_every_write_creates_the_account_and_revert_removes_it(name: str) -> None:
+    b = MemoryBackend.from_accounts({B: Account(balance=1)})
+    s = b.snapshot()
+    WRITES[name](b, A)  # a write of nothing still creates the account
+    assert b.exists(A) and b.get_account(A) == Account()
+    assert b.get_code_hash(A) == EMPTY_CODE_HASH
+    assert b.addresses() == sorted([A, B])
+    b.revert(s)
+    assert not b.exists(A) and b.get_code_hash(A) == ZERO32 and b.get_account(A) is None
+    assert b.to_accounts() == {B: Account(balance=1)}
+
+
+def test_revert_undoes_create_of_an_absent_account() -> None:
+    b = MemoryBackend()
+    s = b.snapshot()
+    b.create_account(A)
+    b.set_balance(A, 4)
+    b.revert(s)
+    assert not b.exists(A) and b.addresses() == []
+
+
+def test_revert_keeps_touches_made_before_the_snapshot() -> None:
+    b = MemoryBackend()
+    b.touch(A)
+    s = b.snapshot()
+    b.touch(A)  # already touched: the revert must not forget the earlier touch
+    b.touch(B)
+    assert b.touched() == {A, B}
+    b.revert(s)
+    assert b.touched() == {A}
+    assert not b.exists(A) and not b.exists(B)
+
+
+def test_add_balance_failure_changes_nothing_at_all() -> None:
+    b = MemoryBackend.from_accounts({A: Account(nonce=2, balance=5, code=b"c",
+                                                storage={w(1): w(1)})})
+    outer = b.snapshot()
+    b.touch(C)
+    before, touched = b.to_accounts(), b.touched()
+    for address, delta in ((A, -6), (B, -1), (A, 2**256)):
+        with pytest.raises(ValueError):
+            b.add_balance(address, delta)
+        assert b.to_accounts() == before and b.touched() == touched
+    b.revert(outer)
+    assert b.to_accounts() == {A: Account(2, 5, b"c", {w(1): w(1)})}
+    assert b.touched() == frozenset()
+
+
+def test_bad_snapshot_ids() -> None:
+    b = MemoryBackend()
+    outer = b.snapshot()
+    inner = b.snapshot()
+    b.commit(inner)
+    for sid in (inner, inner + 1, -1, None, "0", float(outer), True, False):
+        with pytest.raises(ValueError):
+            b.revert(sid)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            b.commit(sid)  # type: ignore[arg-type]
+    b.set_balance(A, 1)
+    b.revert(outer)  # the failed calls left the outer snapshot alive and intact
+    assert not b.exists(A)
+    with pytest.raises(ValueError):
+        b.revert(outer)
+
+
+def test_revert_of_a_middle_snapshot() -> None:
+    b = MemoryBackend()
+    s1 = b.snapshot()
+    b.set_balance(A, 1)
+    s2 = b.snapshot()
+    b.set_balance(A, 2)
+    s3 = b.snapshot()
+    b.set_balance(A, 3)
+    b.revert(s2)  # ends s2 and s3, keeps s1
+    assert b.get_balance(A) == 1
+    with pytest.raises(ValueError):
+        b.commit(s3)
+    b.revert(s1)
+    assert not b.exists(A)
+
+
+def test_from_accounts_and_to_accounts_do_not_alias() -> None:
+    src = Account(nonce=1, balance=2, code=b"c", storage={w(1): w(1)})
+    b = MemoryBackend.from_accounts({A: src})
+    src.nonce, src.balance, src.code = 9, 9, b"changed"
+    src.storage[w(1)] = w(9)
+    assert b.get_account(A) == Account(1, 2, b"c", {w(1): w(1)})
+    out = b.to_accounts()
+    out[A].balance = 7
+    out[A].storage[w(2)] = w(2)
+    out[B] = Account(balance=1)
+    assert b.to_accounts() == {A: Account(1, 2, b"c", {w(1): w(1)})}
+    # A backend's accounts fed to another backend: the two evolve independently.
+    c = MemoryBackend.from_accounts(b.to_accounts())
+    c.set_storage(A, w(1), w(3))
+    assert b.get_storage(A, w(1)) == w(1)
+
+
+def test_base_class_defaults_agree_with_memory_backend() -> None:
+    """StateBackend's own is_empty/get_code_hash/add_balance/to_accounts, run on a backend
+    that implements only the abstract methods (by delegation)."""
+
+    class Thin(StateBackend):
+        def __init__(self) -> None:
+            self.m = MemoryBackend()
+
+        def exists(self, a): return self.m.exists(a)  # noqa: E704
+        def get_balance(self, a): return self.m.get_balance(a)  # noqa: E704
+        def get_nonce(self, a): return self.m.get_nonce(a)  # noqa: E704
+        def get_code(self, a): return self.m.get_code(a)  # noqa: E704
+        def get_storage(self, a, k): return self.m.get_storage(a, k)  # noqa: E704
+        def addresses(self): return self.m.addresses()  # noqa: E704
+        def get_account(self, a): return self.m.get_account(a)  # noqa: E704
+        def set_balance(self, a, v): self.m.set_balance(a, v)  # noqa: E704
+        def set_nonce(self, a, v): self.m.set_nonce(a, v)  # noqa: E704
+        def set_code(self, a, c): self.m.set_code(a, c)  # noqa: E704
+        def set_storage(self, a, k, v): self.m.set_storage(a, k, v)  # noqa: E704
+        def create_account(self, a): self.m.create_account(a)  # noqa: E704
+        def delete_account(self, a): self.m.delete_account(a)  # noqa: E704
+        def touch(self, a): self.m.touch(a)  # noqa: E704
+        def touched(self): return self.m.touched()  # noqa: E704
+        def snapshot(self): return self.m.snapshot()  # noqa: E704
+        def revert(self, s): self.m.revert(s)  # noqa: E704
+        def commit(self, s): self.m.commit(s)  # noqa: E704
+
+        @classmethod
+        def from_accounts(cls, accounts):
+            t = cls()
+            t.m = MemoryBackend.from_accounts(accounts)
+            return t
+
+    t = Thin.from_accounts({A: Account(balance=3, storage={w(1): w(1)})})
+    assert t.is_empty(B) and t.get_code_hash(B) == ZERO32
+    assert t.get_code_hash(A) == EMPTY_CODE_HASH
+    t.set_code(B, b"xy")
+    assert not t.is_empty(B) and t.get_code_hash(B) == keccak(b"xy")
+    t.add_balance(A, -3)
+    assert t.get_balance(A) == 0 and t.is_empty(A)
+    with pytest.raises(ValueError):
+        t.add_balance(A, -1)
+    assert t.get_balance(A) == 0
+    assert t.to_accounts() == {A: Account(storage={w(1): w(1)}), B: Account(code=b"xy")}
+
+
 def test_state_backend_is_abstract() -> None:
     with pytest.raises(TypeError):
         StateBackend()  # type: ignore[abstract]
@@ -368,8 +543,10 @@ class Model:
 
 
 ops = st.one_of(
-    st.tuples(st.just("balance"), st.sampled_from(ADDRS), st.integers(0, 3)),
-    st.tuples(st.just("add"), st.sampled_from(ADDRS), st.integers(-3, 3)),
+    st.tuples(st.just("balance"), st.sampled_from(ADDRS),
+              st.one_of(st.integers(0, 3), st.just(2**256 - 1))),
+    st.tuples(st.just("add"), st.sampled_from(ADDRS),
+              st.one_of(st.integers(-3, 3), st.just(2**256 - 2))),
     st.tuples(st.just("nonce"), st.sampled_from(ADDRS), st.integers(0, 2)),
     st.tuples(st.just("code"), st.sampled_from(ADDRS), st.sampled_from([b"", b"a", b"bc"])),
     st.tuples(st.just("store"), st.sampled_from(ADDRS), st.sampled_from(KEYS),
@@ -381,6 +558,8 @@ ops = st.one_of(
     # which live snapshot to end, counted from the innermost
     st.tuples(st.just("revert"), st.integers(0, 3)),
     st.tuples(st.just("commit"), st.integers(0, 3)),
+    # an id that is not live (ended, or never handed out) must be refused
+    st.tuples(st.just("stale"), st.integers(0, 40)),
 )
 
 
@@ -391,7 +570,7 @@ def apply(b: MemoryBackend, m: Model, live: list[int], op: tuple) -> None:
         m.acc(op[1])["balance"] = op[2]
     elif kind == "add":
         new = m.accounts.get(op[1], {"balance": 0})["balance"] + op[2]
-        if new < 0:
+        if not 0 <= new < 2**256:
             with pytest.raises(ValueError):
                 b.add_balance(op[1], op[2])
         else:
@@ -421,6 +600,11 @@ def apply(b: MemoryBackend, m: Model, live: list[int], op: tuple) -> None:
     elif kind == "touch":
         b.touch(op[1])
         m.touched.add(op[1])
+    elif kind == "stale":
+        if op[1] not in live:
+            for end in (b.revert, b.commit):
+                with pytest.raises(ValueError):
+                    end(op[1])
     elif kind == "snapshot":
         sid = b.snapshot()
         live.append(sid)
@@ -440,11 +624,16 @@ def apply(b: MemoryBackend, m: Model, live: list[int], op: tuple) -> None:
 
 def check(b: MemoryBackend, m: Model) -> None:
     assert b.to_accounts() == m.as_accounts()
+    assert b.addresses() == sorted(m.accounts)
     assert b.touched() == m.touched
     for a in ADDRS:
         x = m.accounts.get(a)
         assert b.exists(a) == (x is not None)
         assert b.get_balance(a) == (x["balance"] if x else 0)
+        assert b.get_nonce(a) == (x["nonce"] if x else 0)
+        assert b.get_code(a) == (x["code"] if x else b"")
+        assert b.get_account(a) == (None if x is None else Account(
+            x["nonce"], x["balance"], x["code"], dict(x["storage"])))
         assert b.is_empty(a) == (x is None or (x["nonce"] == 0 and x["balance"] == 0
                                                and not x["code"]))
         want_hash = ZERO32 if x is None else keccak(x["code"])
@@ -464,6 +653,9 @@ def test_matches_model(seq: list[tuple]) -> None:
     while live:
         apply(b, m, live, ("revert", 0))
         check(b, m)
+    for sid in range(len(seq) + 2):
+        apply(b, m, live, ("stale", sid))
+    check(b, m)
 
 
 @settings(max_examples=100, deadline=None)

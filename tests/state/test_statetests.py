@@ -227,6 +227,22 @@ def test_parallel_run_gives_the_same_results():
 
 
 @needs_suite
+def test_cli_parallel_gives_the_same_statuses(tmp_path, capsys):
+    for name in ("callDelegate", "storageLoad", "getAddress", "log1Topic", "codeCopy"):
+        _copy(tmp_path, name, with_filler=False)
+    _edit(tmp_path / "filled" / "storageLoad.json", _flip_hex("hash"))  # one failure
+    runs = {}
+    for jobs in ("1", "2"):
+        assert statetest_main([str(tmp_path / "filled"), "--json", "-j", jobs]) == 1
+        runs[jobs] = [(r["name"], r["status"], r["actual_root"], r["actual_logs"])
+                      for r in json.loads(capsys.readouterr().out)]
+    assert runs["1"] == runs["2"]
+    assert [(n, st) for n, st, _, _ in runs["1"]] == [
+        ("callDelegate", "pass"), ("codeCopy", "pass"), ("getAddress", "pass"),
+        ("log1Topic", "pass"), ("storageLoad", "fail")]
+
+
+@needs_suite
 def test_failure_diff_names_the_account_and_slot(tmp_path, capsys):
     path = _copy(tmp_path, "callDelegate")
     filler = tmp_path / "fillers" / "callDelegateFiller.yml"
@@ -244,7 +260,7 @@ def test_failure_diff_names_the_account_and_slot(tmp_path, capsys):
     assert r.status == "fail"
     assert find_filler(path, "callDelegate") == filler
     assert ("0xa94f5374fce5edbc8e2a8697c15331677e6ebf0b balance: expected 99999959298, "
-            "got 99999958298 (diff -1000)") in r.diff
+            "got 99999958298 (-1000)") in r.diff
     [slot_line] = [line for line in r.diff if "storage" in line]
     assert slot_line.startswith("0xb100000000000000000000000000000000000001 storage[0x00]: "
                                 "expected 0xb2"), slot_line
@@ -252,7 +268,7 @@ def test_failure_diff_names_the_account_and_slot(tmp_path, capsys):
     assert len(r.diff) == 2, r.diff
     assert statetest_main([str(path), "--no-progress"]) == 1
     out = capsys.readouterr().out
-    assert "storage[0x00]" in out and "diff -1000" in out
+    assert "storage[0x00]" in out and "(-1000)" in out
 
 
 @needs_suite
@@ -413,9 +429,8 @@ def test_diff_against_expect_agreeing_state(tmp_path):
     good = MemoryBackend.from_accounts({
         B94F: Account(balance=16, storage={_word(0): _word(1), _word(10): _word(2)}),
         C1: Account(code=b"\0asm\1\0\0\0")})
-    assert diff_against_expect(good, filler, "Byzantium") == [
-        "0xc100000000000000000000000000000000000001 code: given as Wasm text in the filler, "
-        "not compared (actual: 8 bytes)"]
+    # c1..01's code is Wasm text in the filler: not compared, so no line for it.
+    assert diff_against_expect(good, filler, "Byzantium") == []
     # The same through the parsed entries and through the raw list.
     assert diff_against_expect(good, expect_entries(filler), "Byzantium") == \
         diff_against_expect(good, filler["expect"], "Byzantium")
@@ -431,8 +446,8 @@ def test_diff_against_expect_differences(tmp_path):
     lines = diff_against_expect(bad, filler, "Byzantium", (0, 0, 0))
     name = "0x" + B94F.hex()
     assert lines == [
-        f"{name} balance: expected 16, got 30016 (diff +30000)",
-        f"{name} nonce: expected 0, got 1 (diff +1)",
+        f"{name} balance: expected 16, got 30016 (+30000)",
+        f"{name} nonce: expected 0, got 1 (+1)",
         f"{name} storage[0x0a]: expected 0x02, got 0x00 (absent)",
         f"{name} storage[0x0b]: expected 0x00, got 0x02",
         "0x0000000000000000000000000000000000000010 should not exist but does",
@@ -440,7 +455,7 @@ def test_diff_against_expect_differences(tmp_path):
     ]
     # The second entry applies to data index 1 or 2, gas 0, any value, Byzantium or later.
     lines = diff_against_expect(bad, filler, "Byzantium", (2, 0, 5))
-    assert f"{name} nonce: expected 7, got 1 (diff -6)" in lines
+    assert f"{name} nonce: expected 7, got 1 (-6)" in lines
     assert not any("nonce: expected 7" in s for s in
                    diff_against_expect(bad, filler, "Byzantium", (2, 1, 0)))
     assert not any("nonce: expected 7" in s for s in
@@ -457,6 +472,12 @@ def test_diff_compares_hex_code(tmp_path):
     assert diff_against_expect(same, expect, "Byzantium") == []
     assert diff_against_expect(other, expect, "Byzantium") == [
         f"0x{C1.hex()} code: expected 2 bytes 0x6001, got 2 bytes 0x6002"]
+    # "" is no code, which is compared; Wasm text never is.
+    expect[0]["result"][C1.hex()]["code"] = ""
+    assert diff_against_expect(other, expect, "Byzantium") == [
+        f"0x{C1.hex()} code: expected 0 bytes 0x, got 2 bytes 0x6002"]
+    expect[0]["result"][C1.hex()]["code"] = "(module (func $main (export \"main\")))"
+    assert diff_against_expect(other, expect, "Byzantium") == []
 
 
 @needs_suite
@@ -506,4 +527,7 @@ def test_progress_bar_on_stderr(tmp_path, capsys):
     assert "statetest" in captured.err and "1/1" in captured.err and "1 passed" in captured.err
     assert json.loads(captured.out)[0]["status"] == "pass"
     assert statetest_main([str(path), "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+    # By default only a terminal gets the bar; captured stderr is not one.
+    assert statetest_main([str(path)]) == 0
     assert capsys.readouterr().err == ""
