@@ -10,42 +10,23 @@ and cache-hit instantiate time for kernels.wasm and ecpairing.wasm.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
+
+from harness import median_time, parse_args
 
 import ewasm
 from ewasm.compiler.cache import ObjectCache
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    shared = Path(args.shared)
-    kdir = shared / "fixtures/bench/kernels"
-    if not kdir.is_dir():
-        print(f"benchmark inputs not found under {shared} (pass --shared)", file=sys.stderr)
+    parsed = parse_args(__doc__)
+    if parsed is None:
         return 2
+    args, shared, kdir = parsed
     try:
         import wasmtime
     except ImportError:

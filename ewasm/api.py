@@ -236,9 +236,13 @@ def _engine_use_gas(amount: int) -> None:  # pragma: no cover - compiled inline 
     raise AssertionError("ethereum.useGas is compiled inline when a gas limit is set")
 
 
+# Stands in for `ethereum.useGas` when the engine's own counter is compiled inline.
+ENGINE_USE_GAS = HostFunc(USE_GAS_TYPE, _engine_use_gas)
+
+
 def _with_engine_gas(module: Module, imports):
     if engine_gas_import(module) is None:
         return imports
     merged = {k: dict(v) for k, v in (imports or {}).items()}
-    merged.setdefault(GAS_IMPORT[0], {})[GAS_IMPORT[1]] = HostFunc(USE_GAS_TYPE, _engine_use_gas)
+    merged.setdefault(GAS_IMPORT[0], {})[GAS_IMPORT[1]] = ENGINE_USE_GAS
     return merged

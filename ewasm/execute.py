@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from evmc_bridge import CallKind, Flags, Host, Message, Result, Revision, StatusCode
 
 from . import eei
-from .api import USE_GAS_TYPE, CompiledModule, compile, validate
+from .api import ENGINE_USE_GAS, CompiledModule, compile, validate
 from .contract import (
     CONTRACT_FEATURES,
     WASM_VERSION_1,
@@ -25,7 +25,6 @@ from .contract import (
 )
 from .errors import CompileError, ResourceLimitError, Trap, TrapKind, WasmError
 from .module import EXTERN_FUNC
-from .runtime.externs import HostFunc
 from .runtime.instance import Instance
 from .runtime.stack import run_on_big_stack
 
@@ -46,13 +45,6 @@ _cache_lock = threading.Lock()
 _cache: OrderedDict[tuple[bytes, bool, bool], _Prepared | ContractValidationError] = \
     OrderedDict()
 CACHE_ENTRIES = 512
-
-
-def _engine_use_gas(amount: int) -> None:  # pragma: no cover - compiled inline instead
-    raise AssertionError("ethereum.useGas is compiled inline")
-
-
-_ENGINE_USE_GAS = HostFunc(USE_GAS_TYPE, _engine_use_gas)
 
 
 def prepare_contract(code: bytes, *, debug: bool = False,
@@ -96,7 +88,7 @@ def _prepare(code: bytes, debug: bool, metering: bool) -> _Prepared | ContractVa
         if imp.kind != EXTERN_FUNC:  # check_contract refuses these; be safe
             return ContractValidationError(f"import {imp.module}.{imp.name} is not a function")
         if (imp.module, imp.name) == ("ethereum", "useGas"):
-            externs.append(_ENGINE_USE_GAS)
+            externs.append(ENGINE_USE_GAS)
         else:
             externs.append(eei.HOST_FUNCS[imp.module, imp.name])
     return _Prepared(compiled, tuple(externs))

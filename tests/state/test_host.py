@@ -46,8 +46,9 @@ def test_nested_calls_reach_exactly_depth_1024(code):
     assert depths == list(range(1025))
 
 
-@pytest.mark.parametrize("mode,ret", [(0, 0), (1, 2), (2, 1)])
-def test_child_outcome_commits_or_reverts_its_frame(code, mode, ret):
+def parent_calls_child(code, mode: int):
+    """A transaction to `revert_child`, which calls `child` in the given mode (0 finish,
+    1 revert, 2 trap); returns the backend after it and the outcome."""
     backend = MemoryBackend.from_accounts({
         PARENT: Account(code=code["revert_child"]),
         CHILD: Account(code=code["child"]),
@@ -55,7 +56,12 @@ def test_child_outcome_commits_or_reverts_its_frame(code, mode, ret):
     })
     tx = Transaction(sender=SENDER, to=PARENT, nonce=0, gas_limit=10**6, gas_price=1,
                      value=0, data=CHILD + bytes([mode]))
-    out = apply_transaction(backend, env(), tx)
+    return backend, apply_transaction(backend, env(), tx)
+
+
+@pytest.mark.parametrize("mode,ret", [(0, 0), (1, 2), (2, 1)])
+def test_child_outcome_commits_or_reverts_its_frame(code, mode, ret):
+    backend, out = parent_calls_child(code, mode)
     assert out.status == StatusCode.SUCCESS
     assert backend.get_storage(PARENT, key(0, 1)) == key(16 + ret)
     child_slot = backend.get_storage(CHILD, key(7))
@@ -73,14 +79,7 @@ def test_child_outcome_commits_or_reverts_its_frame(code, mode, ret):
 def test_trapping_child_consumes_its_gas_and_revert_returns_it(code):
     used = {}
     for mode in (1, 2):
-        backend = MemoryBackend.from_accounts({
-            PARENT: Account(code=code["revert_child"]),
-            CHILD: Account(code=code["child"]),
-            SENDER: Account(balance=10**18),
-        })
-        tx = Transaction(sender=SENDER, to=PARENT, nonce=0, gas_limit=10**6, gas_price=1,
-                         value=0, data=CHILD + bytes([mode]))
-        used[mode] = apply_transaction(backend, env(), tx).gas_used
+        used[mode] = parent_calls_child(code, mode)[1].gas_used
     # The trap burns the 50000 forwarded; the revert gives back what the child left.
     assert used[2] - used[1] > 50000 - 30000
 
