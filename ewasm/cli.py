@@ -128,6 +128,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# The local chain's commands: their own parser, loaded only when asked for.
+_CHAIN_HELP = {
+    "node": "serve a local chain over JSON-RPC (ewasm node -h)",
+    "deploy": "deploy a contract to the local chain",
+    "call": "call a contract on the local chain without a transaction",
+    "send": "send a transaction on the local chain",
+    "balance": "an account's balance on the local chain",
+    "wrap-deploy": "turn a contract module into creation code",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ewasm", description="Ewasm execution engine")
     sub = p.add_subparsers(dest="command", required=True)
@@ -161,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("statetest", help="run Ethereum state tests (ewasm statetest -h)",
                    add_help=False)
+    for name, text in _CHAIN_HELP.items():
+        sub.add_parser(name, help=text, add_help=False)
     s = sub.add_parser("demo", help="compile and run the embedded example module")
     s.set_defaults(func=cmd_demo)
     return p
@@ -173,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         from state.statetest.cli import main as statetest_main
 
         return statetest_main(argv[1:])
+    if argv[:1] and argv[0] in _CHAIN_HELP:
+        from chain.cli import main as chain_main
+
+        return chain_main(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

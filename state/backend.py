@@ -164,6 +164,10 @@ class StateBackend(ABC):
     @abstractmethod
     def touched(self) -> frozenset[bytes]: ...
 
+    @abstractmethod
+    def clear_touched(self) -> None:
+        """Forget the touched set (between the transactions of a block or chain)."""
+
     # --- journal -------------------------------------------------------------------------
     @abstractmethod
     def snapshot(self) -> int:

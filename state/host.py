@@ -10,7 +10,7 @@ runs), which is what the engine sends for CALLCODE and DELEGATECALL.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import rlp
 from eth_hash.auto import keccak
@@ -29,6 +29,17 @@ from evmc_bridge.types import ZERO_BYTES32
 
 from .backend import Log, StateBackend
 
+
+class CodeLoader(Protocol):
+    """What a chain does to contract code around a CREATE: prepare the init code before it
+    runs and turn the code it returns into the code stored (validation, metering, ahead-of-
+    time compilation). Either raises ewasm.WasmError to fail the CREATE as a contract
+    validation failure."""
+
+    def init_code(self, code: bytes) -> bytes: ...
+
+    def deployed_code(self, code: bytes) -> bytes: ...
+
 MAX_CODE_SIZE = 24576  # EIP-170
 GAS_CODE_DEPOSIT = 200
 REFUND_SSTORE_CLEAR = 15000
@@ -45,8 +56,10 @@ class StateHost:
 
     def __init__(self, backend: StateBackend, tx_context: TxContext, revision: Revision, *,
                  block_hash: Callable[[int], bytes] | None = None,
-                 engine_options: dict[str, Any] | None = None) -> None:
+                 engine_options: dict[str, Any] | None = None,
+                 loader: CodeLoader | None = None) -> None:
         self.backend = backend
+        self.loader = loader
         self.tx_context = tx_context
         self.revision = revision
         self._block_hash = block_hash
@@ -151,6 +164,16 @@ class StateHost:
 
         return ewasm.execute(self, self.revision, message, code, **self.engine_options)
 
+    @staticmethod
+    def _load(step: Callable[[bytes], bytes], code: bytes) -> bytes:
+        """A loader step; its Wasm errors become ValueError for the caller to report."""
+        import ewasm
+
+        try:
+            return step(code)
+        except ewasm.WasmError as exc:
+            raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
     def message_call(self, message: Message) -> Result:
         backend = self.backend
         snap = self._snapshot()
@@ -197,12 +220,27 @@ class StateHost:
             # No init code: nothing runs, the account is created with no code (as an EVM).
             self._commit(snap)
             return Result.make(StatusCode.SUCCESS, message.gas, create_address=address)
-        result = self._execute(child, message.input)
+        init = message.input
+        if self.loader is not None:
+            try:
+                init = self._load(self.loader.init_code, init)
+            except ValueError as exc:
+                self._revert(snap)
+                return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
+                                   message=f"init code: {exc}")
+        result = self._execute(child, init)
         if result.status != StatusCode.SUCCESS:
             self._revert(snap)
             return Result.make(result.status, result.gas_left, result.output,
                                message=result.message)
         code = result.output
+        if self.loader is not None:
+            try:
+                code = self._load(self.loader.deployed_code, code)
+            except ValueError as exc:
+                self._revert(snap)
+                return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
+                                   message=f"deployed code: {exc}")
         deposit = GAS_CODE_DEPOSIT * len(code)
         if self.revision >= Revision.SPURIOUS_DRAGON and len(code) > MAX_CODE_SIZE:
             self._revert(snap)

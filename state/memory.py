@@ -138,14 +138,16 @@ class MemoryBackend(StateBackend):
 
     def set_balance(self, address: bytes, value: int) -> None:
         address = _addr(address)
-        if not 0 <= value < UINT256_LIMIT:
-            raise ValueError(f"balance {value} out of range [0, 2**256)")
+        if type(value) is not int or not 0 <= value < UINT256_LIMIT:
+            raise ValueError(f"balance {value!r} is not an int in [0, 2**256)")
         self._set_field(address, "balance", value)
 
     def add_balance(self, address: bytes, delta: int) -> None:
         address = _addr(address)
         acc = self._accounts.get(address)
         old = 0 if acc is None else acc.balance
+        if type(delta) is not int:
+            raise ValueError(f"balance delta {delta!r} is not an int")
         new = old + delta
         if not 0 <= new < UINT256_LIMIT:
             raise ValueError(f"balance of 0x{address.hex()} would leave [0, 2**256): "
@@ -154,8 +156,8 @@ class MemoryBackend(StateBackend):
 
     def set_nonce(self, address: bytes, value: int) -> None:
         address = _addr(address)
-        if not 0 <= value < NONCE_LIMIT:
-            raise ValueError(f"nonce {value} out of range [0, 2**64)")
+        if type(value) is not int or not 0 <= value < NONCE_LIMIT:
+            raise ValueError(f"nonce {value!r} is not an int in [0, 2**64)")
         self._set_field(address, "nonce", value)
 
     def set_code(self, address: bytes, code: bytes) -> None:
@@ -206,6 +208,11 @@ class MemoryBackend(StateBackend):
 
     def touched(self) -> frozenset[bytes]:
         return frozenset(self._touched)
+
+    def clear_touched(self) -> None:
+        # Journaled touches stay in the log: undoing one later only discards an address
+        # that is no longer there.
+        self._touched.clear()
 
     # --- journal -------------------------------------------------------------------------
     def snapshot(self) -> int:

@@ -15,7 +15,7 @@ from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
 from evmc_bridge.types import ZERO_BYTES32
 
 from .backend import Log, StateBackend
-from .host import REFUND_SELFDESTRUCT, StateHost, create_address
+from .host import REFUND_SELFDESTRUCT, CodeLoader, StateHost, create_address
 
 GAS_TX = 21000
 GAS_TX_CREATE = 32000
@@ -42,9 +42,13 @@ class Transaction:
     to: bytes | None  # None: contract creation
     nonce: int
     gas_limit: int
-    gas_price: int
+    gas_price: int  # the effective price per gas the sender pays
     value: int
     data: bytes
+    # EIP-1559: the fee cap the balance must cover (gas_price when None, as before London).
+    max_fee: int | None = None
+    # Intrinsic gas beyond data and creation, e.g. an EIP-2930 access list's.
+    extra_intrinsic_gas: int = 0
 
 
 @dataclass
@@ -69,7 +73,7 @@ def intrinsic_gas(tx: Transaction, revision: Revision) -> int:
     gas = GAS_TX + GAS_TX_DATA_ZERO * zeros + nonzero * (len(tx.data) - zeros)
     if tx.to is None and revision >= Revision.HOMESTEAD:
         gas += GAS_TX_CREATE
-    return gas
+    return gas + tx.extra_intrinsic_gas
 
 
 def check_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction,
@@ -83,7 +87,11 @@ def check_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction,
         raise InvalidTransaction(f"gas limit {tx.gas_limit} below intrinsic gas {intrinsic}")
     if tx.gas_limit > env.gas_limit:
         raise InvalidTransaction(f"gas limit {tx.gas_limit} above the block's {env.gas_limit}")
-    cost = tx.gas_limit * tx.gas_price + tx.value
+    fee_cap = tx.gas_price if tx.max_fee is None else tx.max_fee
+    if revision >= Revision.LONDON and fee_cap < env.base_fee:
+        raise InvalidTransaction(f"max fee per gas less than block base fee "
+                                 f"({fee_cap} < {env.base_fee})")
+    cost = tx.gas_limit * fee_cap + tx.value
     balance = backend.get_balance(tx.sender)
     if balance < cost:
         raise InvalidTransaction(f"sender balance {balance} below gas and value {cost}")
@@ -92,10 +100,12 @@ def check_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction,
 
 def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
                       revision: Revision = Revision.BYZANTIUM,
-                      options: Mapping[str, str] | None = None) -> TxOutcome:
+                      options: Mapping[str, str] | None = None,
+                      loader: CodeLoader | None = None) -> TxOutcome:
     """Apply tx to backend (mutating it); an invalid tx leaves the backend unchanged.
 
-    options go to the engine (`debug`, `metering`: "true"/"false")."""
+    options go to the engine (`debug`, `metering`: "true"/"false"); loader prepares the
+    code of every CREATE (see StateHost)."""
     try:
         intrinsic = check_transaction(backend, env, tx, revision)
     except InvalidTransaction as exc:
@@ -112,7 +122,7 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
                            block_prev_randao=env.difficulty, chain_id=env.chain_id,
                            block_base_fee=env.base_fee)
     host = StateHost(backend, tx_context, revision, block_hash=env.block_hash,
-                     engine_options=engine_opts)
+                     engine_options=engine_opts, loader=loader)
     contract = None
     if tx.to is None:
         contract = create_address(tx.sender, tx.nonce)
@@ -130,7 +140,9 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
         refund_counter += REFUND_SELFDESTRUCT * len(host.selfdestructs)
     refund = min(refund_counter, gas_used // (5 if revision >= Revision.LONDON else 2))
     backend.add_balance(tx.sender, (gas_left + refund) * tx.gas_price)
-    backend.add_balance(env.coinbase, (gas_used - refund) * tx.gas_price)
+    # From London the base fee is burnt; the coinbase gets only the priority fee.
+    burnt = env.base_fee if revision >= Revision.LONDON else 0
+    backend.add_balance(env.coinbase, (gas_used - refund) * (tx.gas_price - burnt))
     for address in host.selfdestructs:
         backend.delete_account(address)
     if revision >= Revision.SPURIOUS_DRAGON:

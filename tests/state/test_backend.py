@@ -490,6 +490,7 @@ def test_base_class_defaults_agree_with_memory_backend() -> None:
         def delete_account(self, a): self.m.delete_account(a)  # noqa: E704
         def touch(self, a): self.m.touch(a)  # noqa: E704
         def touched(self): return self.m.touched()  # noqa: E704
+        def clear_touched(self): self.m.clear_touched()  # noqa: E704
         def snapshot(self): return self.m.snapshot()  # noqa: E704
         def revert(self, s): self.m.revert(s)  # noqa: E704
         def commit(self, s): self.m.commit(s)  # noqa: E704

@@ -1,0 +1,536 @@
+"""JSON-RPC 2.0 over HTTP for the local chain: the `eth_` methods web3.py and eth-account
+use to deploy, transact, call and read, with geth's error codes and messages.
+
+The dispatcher is a pure function of (chain, request body) -> response body; the HTTP
+side is a WSGI app served by waitress (threads, so concurrent clients are served while
+the chain's lock keeps mining and reads consistent).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import rlp
+
+from .blocks import next_base_fee
+from .chain import PRIORITY_FEE, Chain, ChainError, MinedTransaction
+from .transactions import LEGACY
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+MAX_BODY = 5 * 1024 * 1024  # geth's limit on an HTTP request body
+MAX_BATCH = 1000
+MAX_LOG_RANGE = 10_000
+
+
+@dataclass
+class RpcError(Exception):
+    code: int
+    message: str
+    data: Any = None
+
+    def to_json(self) -> dict:
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            err["data"] = self.data
+        return err
+
+
+# --- parameters ---------------------------------------------------------------------------
+def _params_error(index: int, message: str) -> RpcError:
+    return RpcError(INVALID_PARAMS, f"invalid argument {index}: {message}")
+
+
+def parse_quantity(value: Any, index: int = 0) -> int:
+    """A hex quantity as geth reads it: 0x-prefixed, no leading zeros, at most 256 bits."""
+    if not isinstance(value, str):
+        raise _params_error(index, f"json: cannot unmarshal {type(value).__name__} into a "
+                                   "hex quantity")
+    if not value.startswith(("0x", "0X")):
+        raise _params_error(index, "hex string without 0x prefix")
+    digits = value[2:]
+    if not digits:
+        raise _params_error(index, "hex string \"0x\"")
+    if len(digits) > 1 and digits[0] == "0":
+        raise _params_error(index, "hex number with leading zero digits")
+    if len(digits) > 64:
+        raise _params_error(index, "hex number > 256 bits")
+    try:
+        return int(digits, 16)
+    except ValueError:
+        raise _params_error(index, "invalid hex string") from None
+
+
+def parse_data(value: Any, index: int = 0, *, size: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise _params_error(index, f"json: cannot unmarshal {type(value).__name__} into "
+                                   "hex bytes")
+    if not value.startswith(("0x", "0X")):
+        raise _params_error(index, "hex string without 0x prefix")
+    if len(value) % 2:
+        raise _params_error(index, "hex string of odd length")
+    try:
+        out = bytes.fromhex(value[2:])
+    except ValueError:
+        raise _params_error(index, "invalid hex string") from None
+    if size is not None and len(out) != size:
+        raise _params_error(index, f"hex string has length {len(out) * 2}, want {size * 2}")
+    return out
+
+
+def parse_address(value: Any, index: int = 0) -> bytes:
+    return parse_data(value, index, size=20)
+
+
+def parse_hash(value: Any, index: int = 0) -> bytes:
+    return parse_data(value, index, size=32)
+
+
+def parse_storage_key(value: Any, index: int) -> bytes:
+    """geth accepts a quantity or up to 32 bytes of hex for a storage position."""
+    if isinstance(value, str) and value.startswith(("0x", "0X")) and len(value) <= 66:
+        try:
+            return int(value[2:] or "0", 16).to_bytes(32, "big")
+        except ValueError:
+            pass
+    raise _params_error(index, "invalid storage key (hex, at most 32 bytes)")
+
+
+def _hex(n: int) -> str:
+    return hex(n)
+
+
+def _data(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def _address(b: bytes | None) -> str | None:
+    return None if b is None else "0x" + b.hex()
+
+
+# --- the dispatcher -----------------------------------------------------------------------
+class Rpc:
+    """Maps a JSON-RPC request body to a response body over one Chain."""
+
+    def __init__(self, chain: Chain, *, client_version: str | None = None):
+        self.chain = chain
+        self.client_version = client_version or (
+            f"ewasm/v0.1.0/{sys.platform}/python{sys.version_info[0]}.{sys.version_info[1]}")
+        self.methods: dict[str, Callable[..., Any]] = {
+            name[len("m_"):]: getattr(self, name) for name in dir(self)
+            if name.startswith("m_")}
+
+    # --- protocol -----------------------------------------------------------------------
+    def handle_body(self, body: bytes) -> bytes | None:
+        """The response body, or None when every request was a notification."""
+        try:
+            request = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _dump(_error(None, RpcError(PARSE_ERROR, f"parse error: {exc}")))
+        if isinstance(request, list):
+            if not request:
+                return _dump(_error(None, RpcError(INVALID_REQUEST, "empty batch")))
+            if len(request) > MAX_BATCH:
+                return _dump(_error(None, RpcError(
+                    INVALID_REQUEST, f"batch too large ({len(request)} > {MAX_BATCH})")))
+            responses = [r for r in (self.handle_one(item) for item in request)
+                         if r is not None]
+            return _dump(responses) if responses else None
+        response = self.handle_one(request)
+        return None if response is None else _dump(response)
+
+    def handle_one(self, request: Any) -> dict | None:
+        if not isinstance(request, dict):
+            return _error(None, RpcError(INVALID_REQUEST, "invalid request: not an object"))
+        rid = request.get("id")
+        notification = "id" not in request
+        if not isinstance(rid, str | int | float | type(None)) or isinstance(rid, bool):
+            return _error(None, RpcError(INVALID_REQUEST, "invalid request: bad id"))
+        method = request.get("method")
+        if request.get("jsonrpc") != "2.0" or not isinstance(method, str):
+            return _error(rid, RpcError(INVALID_REQUEST,
+                                        "invalid request: jsonrpc 2.0 and a method needed"))
+        params = request.get("params", [])
+        if params is None:
+            params = []
+        if not isinstance(params, list):
+            return _error(rid, RpcError(INVALID_PARAMS, "non-array args"))
+        fn = self.methods.get(method)
+        try:
+            if fn is None:
+                raise RpcError(METHOD_NOT_FOUND,
+                               f"the method {method} does not exist/is not available")
+            result = _call(fn, params)
+        except RpcError as exc:
+            return None if notification else _error(rid, exc)
+        except ChainError as exc:
+            data = None if exc.data is None else _data(exc.data)
+            return None if notification else _error(rid, RpcError(exc.code, str(exc), data))
+        except Exception as exc:  # a bug: report it, keep serving
+            return None if notification else _error(
+                rid, RpcError(INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"))
+        return None if notification else {"jsonrpc": "2.0", "id": rid, "result": result}
+
+    # --- helpers ------------------------------------------------------------------------
+    def _block_number(self, ref: Any, index: int) -> int:
+        head = self.chain.head()
+        if ref in ("latest", "pending", "safe", "finalized"):
+            return head
+        if ref == "earliest":
+            return 0
+        if isinstance(ref, dict):  # EIP-1898
+            if "blockHash" in ref:
+                found = self.chain.block(parse_hash(ref["blockHash"], index))
+                if found is None:
+                    raise RpcError(-32000, "header for hash not found")
+                return found[0].number
+            if "blockNumber" in ref:
+                return self._block_number(ref["blockNumber"], index)
+            raise _params_error(index, "block reference needs blockHash or blockNumber")
+        number = parse_quantity(ref, index)
+        if number > head:
+            raise RpcError(-32000, "header not found")
+        return number
+
+    def _state_at(self, ref: Any, index: int) -> None:
+        """The node keeps the latest state only (as a non-archive node's recent window of
+        one): any other block is an error, never a silently wrong answer."""
+        if self._block_number(ref, index) != self.chain.head():
+            raise RpcError(-32000, "historical state not available: this node keeps the "
+                                   "latest state only")
+
+    def _call_args(self, obj: Any, index: int = 0) -> dict:
+        if not isinstance(obj, dict):
+            raise _params_error(index, "transaction call object expected")
+        out: dict[str, Any] = {}
+        if obj.get("from") is not None:
+            out["sender"] = parse_address(obj["from"], index)
+        if obj.get("to") is not None:
+            out["to"] = parse_address(obj["to"], index)
+        data = obj.get("input", obj.get("data"))
+        if data is not None:
+            out["data"] = parse_data(data, index)
+        if obj.get("value") is not None:
+            out["value"] = parse_quantity(obj["value"], index)
+        if obj.get("gas") is not None:
+            out["gas"] = parse_quantity(obj["gas"], index)
+        return out
+
+    def _tx_json(self, mined: MinedTransaction) -> dict:
+        tx, stored = mined.tx, mined.stored
+        out = {
+            "hash": _data(tx.hash), "nonce": _hex(tx.nonce),
+            "blockHash": _data(stored.block_hash), "blockNumber": _hex(stored.block_number),
+            "transactionIndex": _hex(stored.index), "from": _address(tx.sender),
+            "to": _address(tx.to), "value": _hex(tx.value), "gas": _hex(tx.gas_limit),
+            "gasPrice": _hex(mined.receipt.effective_gas_price), "input": _data(tx.data),
+            "v": _hex(tx.v), "r": _hex(tx.r), "s": _hex(tx.s), "type": _hex(tx.type),
+        }
+        if tx.chain_id is not None:
+            out["chainId"] = _hex(tx.chain_id)
+        if tx.type != LEGACY:
+            out["accessList"] = [{"address": _address(a), "storageKeys": [_data(k) for k in ks]}
+                                 for a, ks in tx.access_list]
+            out["yParity"] = _hex(tx.v)
+            out["maxFeePerGas"] = _hex(tx.max_fee)
+            out["maxPriorityFeePerGas"] = _hex(tx.max_priority_fee)
+        return out
+
+    def _log_json(self, log) -> dict:
+        return {"address": _address(log.address), "topics": [_data(t) for t in log.topics],
+                "data": _data(log.data), "blockNumber": _hex(log.block_number),
+                "blockHash": _data(log.block_hash), "transactionHash": _data(log.tx_hash),
+                "transactionIndex": _hex(log.tx_index), "logIndex": _hex(log.log_index),
+                "removed": False}
+
+    def _block_json(self, found, full: bool) -> dict | None:
+        if found is None:
+            return None
+        header, data = found
+        txs: list[Any] = []
+        for stored in data.transactions:
+            if full:
+                mined = self.chain.transaction(stored.hash)
+                assert mined is not None
+                txs.append(self._tx_json(mined))
+            else:
+                txs.append(_data(stored.hash))
+        body = [rlp.decode(data.header),
+                [rlp.decode(t.raw) if t.raw[0] >= 0xC0 else t.raw for t in data.transactions],
+                []]
+        return {
+            "number": _hex(header.number), "hash": _data(data.hash),
+            "parentHash": _data(header.parent_hash), "nonce": _data(header.nonce),
+            "sha3Uncles": _data(header.ommers_hash), "logsBloom": _data(header.logs_bloom),
+            "transactionsRoot": _data(header.transactions_root),
+            "stateRoot": _data(header.state_root), "receiptsRoot": _data(header.receipts_root),
+            "miner": _address(header.coinbase), "difficulty": _hex(header.difficulty),
+            "totalDifficulty": "0x0", "extraData": _data(header.extra_data),
+            "size": _hex(len(rlp.encode(body))), "gasLimit": _hex(header.gas_limit),
+            "gasUsed": _hex(header.gas_used), "timestamp": _hex(header.timestamp),
+            "transactions": txs, "uncles": [], "baseFeePerGas": _hex(header.base_fee),
+            "mixHash": _data(header.mix_hash),
+        }
+
+    def _block_ref(self, ref: Any, index: int) -> int | None:
+        """A block tag or number for the block getters: None when beyond the head."""
+        try:
+            return self._block_number(ref, index)
+        except RpcError as exc:
+            if exc.message == "header not found":
+                return None
+            raise
+
+    # --- methods ------------------------------------------------------------------------
+    def m_web3_clientVersion(self) -> str:
+        return self.client_version
+
+    def m_net_version(self) -> str:
+        return str(self.chain.chain_id)
+
+    def m_net_listening(self) -> bool:
+        return True
+
+    def m_eth_syncing(self) -> bool:
+        return False
+
+    def m_eth_chainId(self) -> str:
+        return _hex(self.chain.chain_id)
+
+    def m_eth_accounts(self) -> list[str]:
+        return [_address(a.address) for a in self.chain.accounts]
+
+    def m_eth_blockNumber(self) -> str:
+        return _hex(self.chain.head())
+
+    def m_eth_getBalance(self, address: Any, block: Any = "latest") -> str:
+        addr = parse_address(address, 0)
+        self._state_at(block, 1)
+        return _hex(self.chain.balance(addr))
+
+    def m_eth_getTransactionCount(self, address: Any, block: Any = "latest") -> str:
+        addr = parse_address(address, 0)
+        self._state_at(block, 1)
+        return _hex(self.chain.nonce(addr))
+
+    def m_eth_getCode(self, address: Any, block: Any = "latest") -> str:
+        addr = parse_address(address, 0)
+        self._state_at(block, 1)
+        return _data(self.chain.code(addr))
+
+    def m_eth_getStorageAt(self, address: Any, key: Any, block: Any = "latest") -> str:
+        addr = parse_address(address, 0)
+        slot = parse_storage_key(key, 1)
+        self._state_at(block, 2)
+        return _data(self.chain.storage(addr, slot))
+
+    def m_eth_sendRawTransaction(self, raw: Any) -> str:
+        return _data(self.chain.send_raw_transaction(parse_data(raw, 0)))
+
+    def m_eth_sendTransaction(self, obj: Any) -> str:
+        if not isinstance(obj, dict) or obj.get("from") is None:
+            raise _params_error(0, "transaction object with a from address expected")
+        args = self._call_args(obj)
+
+        def opt(name: str) -> int | None:
+            return None if obj.get(name) is None else parse_quantity(obj[name], 0)
+
+        return _data(self.chain.send_transaction(
+            args["sender"], to=args.get("to"), data=args.get("data", b""),
+            value=args.get("value", 0), gas=args.get("gas"), nonce=opt("nonce"),
+            gas_price=opt("gasPrice"), max_fee=opt("maxFeePerGas"),
+            max_priority_fee=opt("maxPriorityFeePerGas")))
+
+    def m_eth_call(self, obj: Any, block: Any = "latest") -> str:
+        args = self._call_args(obj, 0)
+        self._state_at(block, 1)
+        return _data(self.chain.call(**args))
+
+    def m_eth_estimateGas(self, obj: Any, block: Any = "latest") -> str:
+        args = self._call_args(obj, 0)
+        self._state_at(block, 1)
+        return _hex(self.chain.estimate_gas(**args))
+
+    def m_eth_gasPrice(self) -> str:
+        return _hex(self.chain.next_base_fee() + PRIORITY_FEE)
+
+    def m_eth_maxPriorityFeePerGas(self) -> str:
+        return _hex(PRIORITY_FEE)
+
+    def m_eth_feeHistory(self, count: Any, newest: Any, percentiles: Any = None) -> dict:
+        n = count if isinstance(count, int) and not isinstance(count, bool) \
+            else parse_quantity(count, 0)
+        if not 1 <= n <= 1024:
+            raise _params_error(0, "block count must be between 1 and 1024")
+        last = self._block_number(newest, 1)
+        if percentiles is not None and (
+                not isinstance(percentiles, list)
+                or any(not isinstance(p, int | float) or isinstance(p, bool) or not 0 <= p <= 100
+                       for p in percentiles)
+                or percentiles != sorted(percentiles)):
+            raise _params_error(2, "reward percentiles must be increasing numbers in [0, 100]")
+        first = max(0, last - n + 1)
+        base_fees, ratios, rewards = [], [], []
+        header = None
+        for number in range(first, last + 1):
+            found = self.chain.block(number)
+            assert found is not None
+            header, data = found
+            base_fees.append(_hex(header.base_fee))
+            ratios.append(header.gas_used / header.gas_limit)
+            if percentiles is not None:
+                tip = 0
+                if data.transactions:
+                    mined = self.chain.transaction(data.transactions[0].hash)
+                    assert mined is not None
+                    tip = mined.receipt.effective_gas_price - header.base_fee
+                rewards.append([_hex(tip) for _ in percentiles])
+        assert header is not None
+        base_fees.append(_hex(next_base_fee(header.gas_limit, header.gas_used, header.base_fee)))
+        out: dict[str, Any] = {"oldestBlock": _hex(first), "baseFeePerGas": base_fees,
+                               "gasUsedRatio": ratios}
+        if percentiles is not None:
+            out["reward"] = rewards
+        return out
+
+    def m_eth_getTransactionByHash(self, tx_hash: Any) -> dict | None:
+        mined = self.chain.transaction(parse_hash(tx_hash, 0))
+        return None if mined is None else self._tx_json(mined)
+
+    def m_eth_getTransactionReceipt(self, tx_hash: Any) -> dict | None:
+        mined = self.chain.transaction(parse_hash(tx_hash, 0))
+        if mined is None:
+            return None
+        r, stored = mined.receipt, mined.stored
+        logs = self.chain.logs(stored.block_number, stored.block_number)
+        return {
+            "transactionHash": _data(stored.hash), "transactionIndex": _hex(stored.index),
+            "blockHash": _data(stored.block_hash), "blockNumber": _hex(stored.block_number),
+            "from": _address(r.sender), "to": _address(r.to),
+            "cumulativeGasUsed": _hex(r.cumulative_gas_used), "gasUsed": _hex(r.gas_used),
+            "effectiveGasPrice": _hex(r.effective_gas_price),
+            "contractAddress": _address(r.contract_address),
+            "logs": [self._log_json(x) for x in logs if x.tx_hash == stored.hash],
+            "logsBloom": _data(r.logs_bloom), "status": _hex(r.status), "type": _hex(r.type),
+        }
+
+    def m_eth_getBlockByNumber(self, ref: Any, full: Any = False) -> dict | None:
+        if not isinstance(full, bool):
+            raise _params_error(1, "json: cannot unmarshal into a bool")
+        number = self._block_ref(ref, 0)
+        return None if number is None else self._block_json(self.chain.block(number), full)
+
+    def m_eth_getBlockByHash(self, block_hash: Any, full: Any = False) -> dict | None:
+        if not isinstance(full, bool):
+            raise _params_error(1, "json: cannot unmarshal into a bool")
+        return self._block_json(self.chain.block(parse_hash(block_hash, 0)), full)
+
+    def m_eth_getLogs(self, flt: Any) -> list[dict]:
+        if not isinstance(flt, dict):
+            raise _params_error(0, "filter object expected")
+        if flt.get("blockHash") is not None:
+            if flt.get("fromBlock") is not None or flt.get("toBlock") is not None:
+                raise _params_error(0, "cannot specify both BlockHash and FromBlock/ToBlock")
+            found = self.chain.block(parse_hash(flt["blockHash"], 0))
+            if found is None:
+                raise RpcError(-32000, "unknown block")
+            lo = hi = found[0].number
+        else:
+            lo = self._block_number(flt.get("fromBlock") or "latest", 0)
+            hi = self._block_number(flt.get("toBlock") or "latest", 0)
+            if lo > hi:
+                raise _params_error(0, "invalid block range params")
+            if hi - lo >= MAX_LOG_RANGE:
+                raise RpcError(-32005, f"block range too large (at most {MAX_LOG_RANGE})")
+        address = flt.get("address")
+        addresses = None
+        if isinstance(address, str):
+            addresses = [parse_address(address, 0)]
+        elif isinstance(address, list):
+            addresses = [parse_address(a, 0) for a in address]
+        elif address is not None:
+            raise _params_error(0, "address must be a string or a list")
+        topics_in = flt.get("topics") or []
+        if not isinstance(topics_in, list) or len(topics_in) > 4:
+            raise _params_error(0, "topics must be a list of at most 4 positions")
+        topics: list[None | bytes | list[bytes]] = []
+        for t in topics_in:
+            if t is None:
+                topics.append(None)
+            elif isinstance(t, list):
+                topics.append([parse_hash(x, 0) for x in t] or None)
+            else:
+                topics.append(parse_hash(t, 0))
+        return [self._log_json(x) for x in self.chain.logs(lo, hi, addresses, topics)]
+
+
+def _call(fn: Callable[..., Any], params: list) -> Any:
+    sig = inspect.signature(fn)
+    required = sum(1 for p in sig.parameters.values() if p.default is inspect.Parameter.empty)
+    if len(params) < required:
+        raise RpcError(INVALID_PARAMS, f"missing value for required argument {len(params)}")
+    if len(params) > len(sig.parameters):
+        raise RpcError(INVALID_PARAMS,
+                       f"too many arguments, want at most {len(sig.parameters)}")
+    return fn(*params)
+
+
+def _error(rid: Any, exc: RpcError) -> dict:
+    return {"jsonrpc": "2.0", "id": rid, "error": exc.to_json()}
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+def make_app(rpc: Rpc, *, max_body: int = MAX_BODY):
+    """The WSGI app: POST JSON-RPC; a body over max_body gets a JSON-RPC error (413)."""
+    headers_json = [("Content-Type", "application/json"),
+                    ("Access-Control-Allow-Origin", "*")]
+
+    def app(environ, start_response):
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method == "OPTIONS":
+            start_response("200 OK", headers_json + [
+                ("Access-Control-Allow-Methods", "POST, OPTIONS"),
+                ("Access-Control-Allow-Headers", "Content-Type")])
+            return [b""]
+        if method != "POST":
+            start_response("405 Method Not Allowed", headers_json + [("Allow", "POST")])
+            return [_dump(_error(None, RpcError(INVALID_REQUEST, "POST JSON-RPC requests")))]
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            start_response("400 Bad Request", headers_json)
+            return [_dump(_error(None, RpcError(INVALID_REQUEST, "bad Content-Length")))]
+        if length > max_body:
+            start_response("413 Request Entity Too Large", headers_json)
+            return [_dump(_error(None, RpcError(
+                INVALID_REQUEST, f"request body too large: {length} > {max_body} bytes")))]
+        body = environ["wsgi.input"].read(length)
+        response = rpc.handle_body(body)
+        start_response("200 OK", headers_json)
+        return [response or b""]
+
+    return app
+
+
+def create_server(chain: Chain, host: str = "127.0.0.1", port: int = 8545, *,
+                  threads: int = 8):
+    """A waitress server (not yet serving); `.effective_port` is the bound port."""
+    import waitress
+
+    return waitress.create_server(make_app(Rpc(chain)), host=host, port=port,
+                                  threads=threads, max_request_body_size=4 * MAX_BODY,
+                                  ident="ewasm", clear_untrusted_proxy_headers=True)
