@@ -1,0 +1,294 @@
+"""The engine through the EVMC C ABI, both directions.
+
+libewasm.so is built once per session (`evmc_bridge.build`); a C host (evmc_host.c,
+compiled here with the system cc) dlopens it as EVMC's loader does and runs contracts
+against storage, logs and calls implemented in C; `evmc_bridge.load_vm` drives the same
+library from Python. Expected values: the contract's documented behaviour (outputs,
+statuses, what the host saw) and, for gas, `ewasm.execute` called directly on a Python
+host that behaves as the C one does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import evmc_bridge.embedded
+import ewasm
+from evmc_bridge import Message, Result, Revision, StatusCode, StorageStatus, TxContext
+from evmc_bridge.build import build_library
+from evmc_bridge.loader import EvmcLoadError, EvmcOptionError, create_function_names, load_vm
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SELF, CALLER = b"\x01" * 20, b"\x02" * 20
+BALANCE = 1_000_000
+CONTRACTS = ["storage", "call_value", "revert", "burn", "invalid", "trivial"]
+
+
+def _cc() -> str:
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        pytest.skip("no C compiler (cc): the EVMC C ABI cannot be built or tested")
+    return cc
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory) -> Path:
+    _cc()
+    return build_library(tmp_path_factory.mktemp("evmc") / "lib")
+
+
+@pytest.fixture(scope="session")
+def c_host(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("evmc-host") / "evmc_host"
+    subprocess.run([_cc(), "-O1", "-Wall", "-Werror", "-o", str(out), str(HERE / "evmc_host.c"),
+                    "-ldl", "-lpthread"], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def wasm(tmp_path_factory, wat) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("evmc-wasm")
+    files = {}
+    for name in CONTRACTS:
+        files[name] = d / f"{name}.wasm"
+        files[name].write_bytes(wat((ROOT / "fixtures/evmc" / f"{name}.wat").read_text()))
+    files["token"] = d / "token.wasm"
+    files["token"].write_bytes(wat((ROOT / "fixtures/contracts/token.wat").read_text()))
+    files["evm"] = d / "evm.bin"
+    files["evm"].write_bytes(bytes.fromhex("6000600055"))  # PUSH1 0 PUSH1 0 SSTORE
+    return files
+
+
+class MirrorHost:
+    """In Python, what evmc_host.c's host does: every account exists with 1,000,000 wei,
+    storage in a table, logs counted, calls answered SUCCESS with all gas and 0xcafe."""
+
+    def __init__(self) -> None:
+        self.storage: dict[tuple[bytes, bytes], bytes] = {}
+        self.logs = 0
+        self.call_value = 0
+
+    def account_exists(self, address): return True  # noqa: E704
+    def get_balance(self, address): return BALANCE  # noqa: E704
+    def get_code_size(self, address): return 0  # noqa: E704
+    def get_code_hash(self, address): return bytes(32)  # noqa: E704
+    def copy_code(self, address, offset, size): return b""  # noqa: E704
+    def selfdestruct(self, address, beneficiary): return True  # noqa: E704
+    def get_tx_context(self): return TxContext()  # noqa: E704
+    def get_block_hash(self, number): return bytes(32)  # noqa: E704
+    def access_account(self, address): return 1  # noqa: E704
+    def access_storage(self, address, key): return 1  # noqa: E704
+
+    def get_storage(self, address, key):
+        return self.storage.get((address, key), bytes(32))
+
+    def set_storage(self, address, key, value):
+        added = (address, key) not in self.storage
+        self.storage[address, key] = value
+        return StorageStatus.ADDED if added else StorageStatus.MODIFIED
+
+    def call(self, message):
+        self.call_value = message.value
+        return Result(StatusCode.SUCCESS, message.gas, 0, b"\xca\xfe")
+
+    def emit_log(self, address, data, topics):
+        self.logs += 1
+
+
+def selector(sig: str) -> bytes:
+    from eth_hash.auto import keccak
+
+    return keccak(sig.encode())[:4]
+
+
+# name -> (contract, input, gas)
+CASES = {
+    "store-load": ("storage", b"\x11" * 32 + b"\x22" * 32, 100_000),
+    "call-value": ("call_value", b"\x33" * 20 + (1000).to_bytes(16, "little"), 300_000),
+    "revert": ("revert", b"reverted!", 50_000),
+    "out-of-gas": ("burn", b"", 100_000),
+    "invalid": ("invalid", b"", 77_777),
+    "token-transfer": ("token", selector("transfer(address,uint256)") + bytes(12)
+                       + b"\x44" * 20 + (1000).to_bytes(32, "big"), 500_000),
+    "evm-code": ("evm", b"", 50_000),
+}
+
+
+def direct(contract: bytes, data: bytes, gas: int) -> tuple[Result, MirrorHost]:
+    host = MirrorHost()
+    msg = Message(gas=gas, recipient=SELF, sender=CALLER, input=data, code_address=SELF)
+    return ewasm.execute(host, Revision.LONDON, msg, contract, evm1_mode="fallback"), host
+
+
+def run_c(c_host: Path, library: Path, *args: str) -> str:
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"),
+           "EWASM_CACHE_DIR": os.environ["EWASM_CACHE_DIR"]}  # a clean C process
+    proc = subprocess.run([str(c_host), str(library), *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_the_library_identifies_itself_and_checks_options(c_host, library):
+    out = run_c(c_host, library, "info")
+    assert "abi=12 name=ewasm version=0.1.0 capabilities=2" in out
+    # SUCCESS 0, INVALID_NAME 1, INVALID_VALUE 2; a NULL value is an invalid value.
+    assert ("set_option metering=true:0 debug=false:0 nope=1:1 metering=maybe:2 "
+            "cache-dir=/:2 null-value:2") in out
+    # NULL host, message and code: refused as EVMC_INTERNAL_ERROR with no gas, no crash.
+    assert "null-arguments status=-1 gas_left=0" in out
+
+
+def test_contracts_through_the_c_host(c_host, library, wasm):
+    args = []
+    for name, (contract, data, gas) in CASES.items():
+        args += [name, str(wasm[contract]), data.hex() or "", str(gas)]
+    lines = run_c(c_host, library, "run", *args).splitlines()
+    got = {}
+    for line in lines:
+        m = re.fullmatch(r"(\S+) status=(-?\d+) gas_left=(\d+) output=([0-9a-f]*) logs=(\d+) "
+                         r"storage=(\d+) call_value=(\d+)", line)
+        assert m, line
+        got[m[1]] = (int(m[2]), int(m[3]), bytes.fromhex(m[4]), int(m[5]), int(m[6]),
+                     int(m[7]))
+    assert set(got) == set(CASES)
+
+    status, gas_left, output, logs, slots, value = got["store-load"]
+    assert (status, output, slots) == (0, b"\x22" * 32, 1)
+    status, gas_left, output, logs, slots, value = got["call-value"]
+    assert (status, output, value) == (0, bytes(4) + b"\xca\xfe", 1000)
+    status, gas_left, output, *_ = got["revert"]
+    assert (status, output) == (2, b"reverted!") and 0 < gas_left < 50_000
+    assert got["out-of-gas"][:3] == (3, 0, b"")
+    assert got["invalid"][:3] == (13, 0, b"")  # validation failure: all gas used
+    status, gas_left, output, logs, slots, value = got["token-transfer"]
+    assert (status, output, logs, slots) == (0, (1).to_bytes(32, "big"), 1, 3)
+    assert got["evm-code"][:3] == (-2, 0, b"")  # EVMC_REJECTED, as Hera's fallback mode
+
+    # Gas and outputs are what the engine gives when called directly.
+    for name, (contract, data, gas) in CASES.items():
+        r, host = direct(wasm[contract].read_bytes(), data, gas)
+        assert (int(r.status), r.gas_left, r.output) == got[name][:3], name
+        assert (host.logs, len(host.storage), host.call_value) == got[name][3:], name
+
+
+def test_two_c_threads_execute_concurrently_on_one_vm(c_host, library, wasm):
+    out = run_c(c_host, library, "threads", "2", "250", str(wasm["storage"]))
+    assert out.strip() == "threads=2 iterations=250 failures=0"
+
+
+def test_load_vm_gives_the_same_results_as_direct_execute(library, wasm):
+    with load_vm(library) as vm:
+        assert (vm.name, vm.version, vm.capabilities) == ("ewasm", "0.1.0", 2)
+        for name, (contract, data, gas) in CASES.items():
+            code = wasm[contract].read_bytes()
+            expected, expected_host = direct(code, data, gas)
+            host = MirrorHost()
+            msg = Message(gas=gas, recipient=SELF, sender=CALLER, input=data,
+                          code_address=SELF)
+            r = vm.execute(host, Revision.LONDON, msg, code)
+            assert r == expected, name
+            assert (host.storage, host.logs, host.call_value) == (
+                expected_host.storage, expected_host.logs, expected_host.call_value), name
+
+
+def test_load_vm_options(library, wasm, tmp_path):
+    code = wasm["storage"].read_bytes()
+    msg = Message(gas=100_000, recipient=SELF, sender=CALLER, code_address=SELF,
+                  input=b"\x05" * 64)
+    with load_vm(library, metering=True) as vm:
+        metered = vm.execute(MirrorHost(), Revision.LONDON, msg, code)
+    with load_vm(library, metering="false") as vm:
+        plain = vm.execute(MirrorHost(), Revision.LONDON, msg, code)
+    assert plain.status == metered.status == StatusCode.SUCCESS
+    assert plain.output == metered.output == b"\x05" * 32
+    assert plain.gas_left > metered.gas_left  # the injected useGas charges
+    with pytest.raises(EvmcOptionError, match="unknown option"):
+        load_vm(library, engine="wabt")
+    with pytest.raises(EvmcOptionError, match="invalid value"):
+        load_vm(library, debug="perhaps")
+
+
+def test_a_python_exception_inside_execute_is_an_internal_error(library, wasm, monkeypatch):
+    def boom(*args):
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(evmc_bridge.embedded, "_execute", boom)
+    msg = Message(gas=100_000, recipient=SELF, sender=CALLER, code_address=SELF)
+    with load_vm(library) as vm:
+        r = vm.execute(MirrorHost(), Revision.LONDON, msg, wasm["trivial"].read_bytes())
+    assert (r.status, r.gas_left, r.output) == (StatusCode.INTERNAL_ERROR, 0, b"")
+
+
+def test_a_host_exception_is_raised_from_load_vm_execute(library, wasm):
+    class Broken(MirrorHost):
+        def get_storage(self, address, key):
+            raise KeyError("host bug")
+
+    msg = Message(gas=100_000, recipient=SELF, sender=CALLER, code_address=SELF,
+                  input=b"\x01" * 64)
+    with load_vm(library) as vm:
+        with pytest.raises(KeyError, match="host bug"):
+            vm.execute(Broken(), Revision.LONDON, msg, wasm["storage"].read_bytes())
+
+
+def test_create_function_names_follow_evmc_loader_rules():
+    assert create_function_names("/x/libewasm.so") == ["evmc_create_ewasm", "evmc_create"]
+    assert create_function_names("libssvm-evmc.so.1.2") == ["evmc_create_ssvm_evmc",
+                                                            "evmc_create"]
+    assert create_function_names("hera.dylib") == ["evmc_create_hera", "evmc_create"]
+
+
+def test_loading_what_is_not_an_abi_12_vm_fails_with_a_typed_error(tmp_path):
+    with pytest.raises(EvmcLoadError, match="cannot open"):
+        load_vm(tmp_path / "libnothere.so")
+    src = tmp_path / "old.c"
+    src.write_text("""
+        #include <stddef.h>
+        struct vm { int abi; const char* name; const char* version; void* fns[4]; };
+        static struct vm the_vm = {11, "old", "1", {NULL, NULL, NULL, NULL}};
+        struct vm* evmc_create_oldvm(void) { return &the_vm; }
+        int unrelated(void) { return 0; }
+    """)
+    lib = tmp_path / "liboldvm.so"
+    subprocess.run([_cc(), "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    with pytest.raises(EvmcLoadError, match="ABI version 11"):
+        load_vm(lib)
+    other = tmp_path / "libother.so"
+    shutil.copy(lib, other)  # evmc_create_other and evmc_create are both missing
+    with pytest.raises(EvmcLoadError, match="no evmc_create_other"):
+        load_vm(other)
+
+
+def test_build_command(tmp_path):
+    _cc()
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "evmc_bridge", "build", "--output",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "libewasm.so").exists()
+    nm = subprocess.run(["nm", "-D", "--defined-only", str(tmp_path / "libewasm.so")],
+                        capture_output=True, text=True).stdout
+    assert re.search(r" T evmc_create_ewasm$", nm, re.M)
+    assert re.search(r" T evmc_create$", nm, re.M)
+
+
+def test_cache_dir_option_moves_the_compile_cache(library, wasm, tmp_path, monkeypatch):
+    monkeypatch.setenv("EWASM_CACHE_DIR", os.environ["EWASM_CACHE_DIR"])  # restored after
+    cache = tmp_path / "cache"
+    msg = Message(gas=100_000, recipient=SELF, sender=CALLER, code_address=SELF)
+    # A module never compiled before: the trivial one with a fresh custom section.
+    payload = b"\x04salt" + os.urandom(16)
+    code = wasm["trivial"].read_bytes() + b"\x00" + bytes([len(payload)]) + payload
+    with load_vm(library, cache_dir=str(cache)) as vm:
+        r = vm.execute(MirrorHost(), Revision.LONDON, msg, code)
+    assert r.status == StatusCode.SUCCESS
+    assert any(cache.rglob("*")), "nothing compiled into the new cache directory"
