@@ -292,3 +292,11 @@ def test_cache_dir_option_moves_the_compile_cache(library, wasm, tmp_path, monke
         r = vm.execute(MirrorHost(), Revision.LONDON, msg, code)
     assert r.status == StatusCode.SUCCESS
     assert any(cache.rglob("*")), "nothing compiled into the new cache directory"
+
+
+@pytest.mark.parametrize("revision", [99, -1, int(Revision.HOMESTEAD)])
+def test_bad_revisions_are_refused_as_internal_errors(library, wasm, revision):
+    msg = Message(gas=100_000, recipient=SELF, sender=CALLER, code_address=SELF)
+    with load_vm(library) as vm:
+        r = vm.execute(MirrorHost(), revision, msg, wasm["trivial"].read_bytes())
+    assert (r.status, r.gas_left) == (StatusCode.INTERNAL_ERROR, 0)
