@@ -60,14 +60,6 @@ _executions_lock = threading.Lock()
 _next_handle = itertools.count(1)
 
 
-def _entry(ctx: Any) -> list:
-    return _executions[int(_ffi.cast("uintptr_t", ctx))]
-
-
-def _host(ctx: Any) -> Host:
-    return _entry(ctx)[0]
-
-
 def _addr(p: Any) -> bytes:
     return bytes(_ffi.buffer(p.bytes, 20))
 
