@@ -197,7 +197,8 @@ def ewasm_py_destroy(handle):
     embedded.destroy(handle)
 
 
-@ffi.def_extern(onerror=lambda *exc: None)
+# A Python error in set_option must not read as SUCCESS (0): INVALID_VALUE.
+@ffi.def_extern(onerror=lambda *exc: 2)
 def ewasm_py_set_option(handle, name, value):
     return embedded.set_option(handle, ffi.string(name).decode("utf-8", "replace"),
                                ffi.string(value).decode("utf-8", "replace"))

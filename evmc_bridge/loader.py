@@ -206,6 +206,28 @@ def _access_storage(ctx, address, key):
     return int(_enter(ctx).access_storage(_addr(address), _word(key)))
 
 
+def _transient(host: Host, name: str) -> Callable:
+    fn = getattr(host, name, None)
+    if fn is None:
+        raise NotImplementedError(f"{type(host).__name__} has no {name} (EIP-1153 transient "
+                                  "storage), which this VM asked for")
+    return fn
+
+
+@_callback("evmc_bytes32(struct evmc_host_context*, const evmc_address*, const evmc_bytes32*)")
+def _get_transient_storage(ctx, address, key):
+    out = _ffi.new("evmc_bytes32*")
+    out.bytes[0:32] = _transient(_enter(ctx), "get_transient_storage")(_addr(address),
+                                                                        _word(key))
+    return out[0]
+
+
+@_callback("void(struct evmc_host_context*, const evmc_address*, const evmc_bytes32*, "
+           "const evmc_bytes32*)")
+def _set_transient_storage(ctx, address, key, value):
+    _transient(_enter(ctx), "set_transient_storage")(_addr(address), _word(key), _word(value))
+
+
 _HOST_INTERFACE = _ffi.new("struct evmc_host_interface*")
 for _name, _fn in [("account_exists", _account_exists), ("get_storage", _get_storage),
                    ("set_storage", _set_storage), ("get_balance", _get_balance),
@@ -213,9 +235,12 @@ for _name, _fn in [("account_exists", _account_exists), ("get_storage", _get_sto
                    ("copy_code", _copy_code), ("selfdestruct", _selfdestruct),
                    ("call", _call), ("get_tx_context", _get_tx_context),
                    ("get_block_hash", _get_block_hash), ("emit_log", _emit_log),
-                   ("access_account", _access_account), ("access_storage", _access_storage)]:
+                   ("access_account", _access_account), ("access_storage", _access_storage),
+                   ("get_transient_storage", _get_transient_storage),
+                   ("set_transient_storage", _set_transient_storage)]:
     setattr(_HOST_INTERFACE, _name, _fn)
-# Transient storage (EIP-1153) stays NULL: no Python Host method maps to it.
+# Transient storage (EIP-1153): a Host without get/set_transient_storage makes execute
+# raise NotImplementedError (never a NULL call in the VM).
 
 
 class LoadedVM:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -30,35 +31,37 @@ os.register_at_fork(after_in_child=_forget_workers_after_fork)
 
 
 class _Worker:
+    """One big-stack thread serving one calling thread. The thread's loop holds only the
+    queue, never the _Worker: when the calling thread ends, its thread-local drops the
+    _Worker, the finalizer queues the stop sentinel and the big-stack thread exits."""
+
     def __init__(self) -> None:
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         with _create_lock:
             old = threading.stack_size()
             threading.stack_size(STACK_SIZE)
             try:
-                self.thread = threading.Thread(target=self._run, name="ewasm-exec", daemon=True)
+                self.thread = threading.Thread(target=_serve, args=(self.jobs,),
+                                               name="ewasm-exec", daemon=True)
                 self.thread.start()
             finally:
                 threading.stack_size(old)
+        weakref.finalize(self, self.jobs.put, None)
 
-    def _run(self) -> None:
-        _local.on_worker = True
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            fn, args, box, done = job
-            try:
-                box.append((True, fn(*args)))
-            except BaseException as exc:  # handed back to the submitting thread
-                box.append((False, exc))
-            done.set()
 
-    def __del__(self) -> None:
+def _serve(jobs: queue.SimpleQueue) -> None:
+    _local.on_worker = True
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        fn, args, box, done = job
         try:
-            self.jobs.put(None)
-        except Exception:
-            pass
+            box.append((True, fn(*args)))
+        except BaseException as exc:  # handed back to the submitting thread
+            box.append((False, exc))
+        del job, fn, args
+        done.set()
 
 
 def on_big_stack() -> bool:

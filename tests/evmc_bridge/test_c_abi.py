@@ -300,3 +300,12 @@ def test_bad_revisions_are_refused_as_internal_errors(library, wasm, revision):
     with load_vm(library) as vm:
         r = vm.execute(MirrorHost(), revision, msg, wasm["trivial"].read_bytes())
     assert (r.status, r.gas_left) == (StatusCode.INTERNAL_ERROR, 0)
+
+
+def test_a_python_error_in_set_option_is_an_invalid_value(library, monkeypatch):
+    def boom(*args):
+        raise RuntimeError("option bug")
+
+    monkeypatch.setattr(evmc_bridge.embedded, "set_option", boom)
+    with pytest.raises(EvmcOptionError, match="invalid value"):
+        load_vm(library, metering=True)
