@@ -127,10 +127,12 @@ class StateBackend(ABC):
     # --- writes --------------------------------------------------------------------------
     @abstractmethod
     def set_balance(self, address: bytes, value: int) -> None:
-        """ValueError unless 0 <= value < 2**256."""
+        """ValueError unless value is an int (not a bool or float) in [0, 2**256)."""
 
     def add_balance(self, address: bytes, delta: int) -> None:
         """delta may be negative; a result out of range raises and changes nothing."""
+        if type(delta) is not int:
+            raise ValueError(f"balance delta {delta!r} is not an int")
         new = self.get_balance(address) + delta
         if new < 0:
             raise ValueError(f"balance of 0x{bytes(address).hex()} would go negative "
@@ -139,7 +141,7 @@ class StateBackend(ABC):
 
     @abstractmethod
     def set_nonce(self, address: bytes, value: int) -> None:
-        """ValueError unless 0 <= value < 2**64."""
+        """ValueError unless value is an int (not a bool or float) in [0, 2**64)."""
 
     @abstractmethod
     def set_code(self, address: bytes, code: bytes) -> None: ...
@@ -166,7 +168,10 @@ class StateBackend(ABC):
 
     @abstractmethod
     def clear_touched(self) -> None:
-        """Forget the touched set (between the transactions of a block or chain)."""
+        """Forget the touched set (between the transactions of a block or chain).
+
+        Allowed while snapshots are live: the touches are forgotten for good, and a later
+        revert does not bring back those made before the call."""
 
     # --- journal -------------------------------------------------------------------------
     @abstractmethod

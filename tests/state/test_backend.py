@@ -1,4 +1,6 @@
-"""MemoryBackend against the StateBackend contract, and against a copy-per-snapshot model."""
+"""The StateBackend contract, and a copy-per-snapshot model, on MemoryBackend and on
+SqliteBackend (an in-memory database: from_accounts state committed to SQL, every later
+write pending in its overlay)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from state import EMPTY_CODE_HASH, ZERO32, Account, MemoryBackend, StateBackend
+from state.sqlite import SqliteBackend
 
 A = bytes.fromhex("a94f5374fce5edbc8e2a8697c15331677e6ebf0b")
 B = bytes.fromhex("deadbeef00000000000000000000000000000001")
@@ -20,8 +23,17 @@ def w(n: int) -> bytes:
     return n.to_bytes(32, "big")
 
 
-def test_absent_account_reads_as_empty() -> None:
-    b = MemoryBackend()
+# A backend class: called with no arguments for an empty state, or its from_accounts.
+Factory = type[StateBackend]
+
+
+@pytest.fixture(scope="module", params=[MemoryBackend, SqliteBackend], ids=["memory", "sqlite"])
+def make(request: pytest.FixtureRequest) -> Factory:
+    return request.param
+
+
+def test_absent_account_reads_as_empty(make: Factory) -> None:
+    b = make()
     assert not b.exists(A)
     assert b.is_empty(A)
     assert b.get_balance(A) == 0 and b.get_nonce(A) == 0 and b.get_code(A) == b""
@@ -32,8 +44,8 @@ def test_absent_account_reads_as_empty() -> None:
     assert b.touched() == frozenset()
 
 
-def test_reads_and_writes() -> None:
-    b = MemoryBackend()
+def test_reads_and_writes(make: Factory) -> None:
+    b = make()
     b.set_balance(A, 10)
     assert b.exists(A) and b.get_balance(A) == 10 and not b.is_empty(A)
     b.set_nonce(B, 3)
@@ -50,8 +62,8 @@ def test_reads_and_writes() -> None:
                                C: Account(code=b"\0asm")}
 
 
-def test_code_hash_cache_follows_set_code_and_revert() -> None:
-    b = MemoryBackend()
+def test_code_hash_cache_follows_set_code_and_revert(make: Factory) -> None:
+    b = make()
     b.set_code(A, b"one")
     assert b.get_code_hash(A) == keccak(b"one")
     s = b.snapshot()
@@ -65,8 +77,8 @@ def test_code_hash_cache_follows_set_code_and_revert() -> None:
     assert b.get_code_hash(A) == ZERO32
 
 
-def test_bytearray_inputs_are_stored_as_bytes() -> None:
-    b = MemoryBackend()
+def test_bytearray_inputs_are_stored_as_bytes(make: Factory) -> None:
+    b = make()
     b.set_storage(bytearray(A), bytearray(w(1)), bytearray(w(2)))
     b.set_code(bytearray(B), bytearray(b"xy"))
     assert b.addresses() == sorted([A, B])
@@ -80,8 +92,8 @@ def test_bytearray_inputs_are_stored_as_bytes() -> None:
     assert b.touched() == {C}
 
 
-def test_zero_storage_value_deletes_the_slot() -> None:
-    b = MemoryBackend()
+def test_zero_storage_value_deletes_the_slot(make: Factory) -> None:
+    b = make()
     b.set_storage(A, w(1), w(5))
     b.set_storage(A, w(1), ZERO32)
     acc = b.get_account(A)
@@ -91,8 +103,8 @@ def test_zero_storage_value_deletes_the_slot() -> None:
     assert b.exists(B) and b.get_account(B) == Account()
 
 
-def test_get_account_returns_a_copy() -> None:
-    b = MemoryBackend()
+def test_get_account_returns_a_copy(make: Factory) -> None:
+    b = make()
     b.set_storage(A, w(1), w(1))
     acc = b.get_account(A)
     assert acc is not None
@@ -104,8 +116,8 @@ def test_get_account_returns_a_copy() -> None:
     assert b.get_storage(A, w(1)) == w(1)
 
 
-def test_create_account_keeps_balance_and_wipes_the_rest() -> None:
-    b = MemoryBackend()
+def test_create_account_keeps_balance_and_wipes_the_rest(make: Factory) -> None:
+    b = make()
     b.set_balance(A, 1000)
     b.set_nonce(A, 5)
     b.set_code(A, b"code")
@@ -116,8 +128,8 @@ def test_create_account_keeps_balance_and_wipes_the_rest() -> None:
     assert b.exists(B) and b.is_empty(B) and b.get_account(B) == Account()
 
 
-def test_delete_account() -> None:
-    b = MemoryBackend()
+def test_delete_account(make: Factory) -> None:
+    b = make()
     b.set_balance(A, 1)
     b.set_storage(A, w(3), w(3))
     b.delete_account(A)
@@ -126,8 +138,8 @@ def test_delete_account() -> None:
     assert b.addresses() == []
 
 
-def test_add_balance() -> None:
-    b = MemoryBackend()
+def test_add_balance(make: Factory) -> None:
+    b = make()
     b.add_balance(A, 0)
     assert b.exists(A) and b.is_empty(A)  # adding 0 creates it (testeth's coinbase touch)
     b.add_balance(A, 10)
@@ -145,8 +157,9 @@ def test_add_balance() -> None:
     assert b.get_balance(A) == 2**256 - 1
 
 
-def test_add_balance_underflow_inside_snapshot_leaves_journal_consistent() -> None:
-    b = MemoryBackend.from_accounts({A: Account(balance=5)})
+def test_add_balance_underflow_inside_snapshot_leaves_journal_consistent(
+        make: Factory) -> None:
+    b = make.from_accounts({A: Account(balance=5)})
     s = b.snapshot()
     b.add_balance(A, 1)
     with pytest.raises(ValueError):
@@ -155,16 +168,34 @@ def test_add_balance_underflow_inside_snapshot_leaves_journal_consistent() -> No
     assert b.to_accounts() == {A: Account(balance=5)}
 
 
-def test_touch() -> None:
-    b = MemoryBackend()
+def test_touch(make: Factory) -> None:
+    b = make()
     b.touch(A)
     b.touch(A)
     assert b.touched() == {A}
     assert not b.exists(A)  # touching creates nothing
 
 
-def test_revert_undoes_everything_since_the_snapshot() -> None:
-    b = MemoryBackend.from_accounts({A: Account(nonce=1, balance=50, code=b"c",
+def test_clear_touched_with_and_without_live_snapshots(make: Factory) -> None:
+    b = make()
+    b.touch(A)
+    b.clear_touched()
+    assert b.touched() == frozenset()
+    b.touch(A)
+    s = b.snapshot()
+    b.touch(B)
+    b.set_balance(C, 1)
+    b.clear_touched()  # allowed with a live snapshot: the touches are just forgotten
+    assert b.touched() == frozenset()
+    b.touch(C)
+    b.revert(s)  # undoing the journaled touches forgets nothing that is still there
+    assert b.touched() == frozenset() and not b.exists(C)
+    b.touch(B)
+    assert b.touched() == {B}
+
+
+def test_revert_undoes_everything_since_the_snapshot(make: Factory) -> None:
+    b = make.from_accounts({A: Account(nonce=1, balance=50, code=b"c",
                                                 storage={w(1): w(1)})})
     before = b.to_accounts()
     s = b.snapshot()
@@ -182,8 +213,8 @@ def test_revert_undoes_everything_since_the_snapshot() -> None:
     assert not b.exists(B)
 
 
-def test_revert_restores_deleted_accounts_with_their_storage() -> None:
-    b = MemoryBackend.from_accounts({A: Account(balance=3, code=b"x",
+def test_revert_restores_deleted_accounts_with_their_storage(make: Factory) -> None:
+    b = make.from_accounts({A: Account(balance=3, code=b"x",
                                                 storage={w(1): w(9), w(2): w(8)})})
     before = b.to_accounts()
     s = b.snapshot()
@@ -195,8 +226,8 @@ def test_revert_restores_deleted_accounts_with_their_storage() -> None:
     assert b.to_accounts() == before
 
 
-def test_revert_restores_account_replaced_by_create() -> None:
-    b = MemoryBackend.from_accounts({A: Account(nonce=4, balance=3, code=b"x",
+def test_revert_restores_account_replaced_by_create(make: Factory) -> None:
+    b = make.from_accounts({A: Account(nonce=4, balance=3, code=b"x",
                                                 storage={w(1): w(9)})})
     before = b.to_accounts()
     s = b.snapshot()
@@ -206,8 +237,8 @@ def test_revert_restores_account_replaced_by_create() -> None:
     assert b.to_accounts() == before
 
 
-def test_nested_snapshots() -> None:
-    b = MemoryBackend()
+def test_nested_snapshots(make: Factory) -> None:
+    b = make()
     outer = b.snapshot()
     b.set_balance(A, 1)
     inner = b.snapshot()
@@ -219,8 +250,8 @@ def test_nested_snapshots() -> None:
     assert not b.exists(A) and b.touched() == frozenset()
 
 
-def test_revert_inner_keeps_outer_changes() -> None:
-    b = MemoryBackend()
+def test_revert_inner_keeps_outer_changes(make: Factory) -> None:
+    b = make()
     outer = b.snapshot()
     b.set_storage(A, w(1), w(1))
     inner = b.snapshot()
@@ -232,8 +263,8 @@ def test_revert_inner_keeps_outer_changes() -> None:
     assert b.get_account(A) == Account(storage={w(1): w(1)})
 
 
-def test_revert_of_outer_invalidates_inner_snapshots() -> None:
-    b = MemoryBackend()
+def test_revert_of_outer_invalidates_inner_snapshots(make: Factory) -> None:
+    b = make()
     outer = b.snapshot()
     inner = b.snapshot()
     b.revert(outer)
@@ -250,8 +281,8 @@ def test_revert_of_outer_invalidates_inner_snapshots() -> None:
     b.commit(fresh)
 
 
-def test_commit_of_outer_invalidates_inner_snapshots() -> None:
-    b = MemoryBackend()
+def test_commit_of_outer_invalidates_inner_snapshots(make: Factory) -> None:
+    b = make()
     outer = b.snapshot()
     inner = b.snapshot()
     b.set_balance(A, 1)
@@ -261,8 +292,8 @@ def test_commit_of_outer_invalidates_inner_snapshots() -> None:
     assert b.get_balance(A) == 1
 
 
-def test_writes_without_a_live_snapshot_stick() -> None:
-    b = MemoryBackend()
+def test_writes_without_a_live_snapshot_stick(make: Factory) -> None:
+    b = make()
     b.set_balance(A, 1)
     s = b.snapshot()
     b.set_balance(A, 2)
@@ -270,10 +301,10 @@ def test_writes_without_a_live_snapshot_stick() -> None:
     assert b.get_balance(A) == 1
 
 
-def test_from_accounts_copies_validates_and_journals_nothing() -> None:
+def test_from_accounts_copies_validates_and_journals_nothing(make: Factory) -> None:
     storage = {w(1): w(1), w(2): ZERO32}
     src = {A: Account(nonce=1, balance=2, code=bytearray(b"c"), storage=storage)}
-    b = MemoryBackend.from_accounts(src)
+    b = make.from_accounts(src)
     assert b.to_accounts() == {A: Account(1, 2, b"c", {w(1): w(1)})}  # zero slot dropped
     assert type(b.get_code(A)) is bytes
     storage[w(3)] = w(3)
@@ -283,16 +314,16 @@ def test_from_accounts_copies_validates_and_journals_nothing() -> None:
     b.revert(s)
     assert b.to_accounts() == {A: Account(1, 2, b"c", {w(1): w(1)})}
     with pytest.raises(ValueError):
-        MemoryBackend.from_accounts({A[:19]: Account()})
+        make.from_accounts({A[:19]: Account()})
     with pytest.raises(ValueError):
-        MemoryBackend.from_accounts({A: Account(storage={b"\1": w(1)})})
+        make.from_accounts({A: Account(storage={b"\1": w(1)})})
     with pytest.raises(ValueError):
-        MemoryBackend.from_accounts({A: Account(balance=-1)})
+        make.from_accounts({A: Account(balance=-1)})
 
 
 @pytest.mark.parametrize("bad", [A[:19], A + b"\0", b"", "a94f", None, 5])
-def test_bad_address_raises(bad: object) -> None:
-    b = MemoryBackend()
+def test_bad_address_raises(make: Factory, bad: object) -> None:
+    b = make()
     calls = [
         lambda: b.exists(bad), lambda: b.is_empty(bad), lambda: b.get_balance(bad),
         lambda: b.get_nonce(bad), lambda: b.get_code(bad), lambda: b.get_code_hash(bad),
@@ -309,8 +340,8 @@ def test_bad_address_raises(bad: object) -> None:
 
 
 @pytest.mark.parametrize("bad", [bytes(31), bytes(33), b"", 0, None])
-def test_bad_storage_word_raises(bad: object) -> None:
-    b = MemoryBackend()
+def test_bad_storage_word_raises(make: Factory, bad: object) -> None:
+    b = make()
     with pytest.raises(ValueError, match="32 bytes"):
         b.get_storage(A, bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="32 bytes"):
@@ -320,14 +351,18 @@ def test_bad_storage_word_raises(bad: object) -> None:
     assert not b.exists(A)
 
 
-def test_bad_values_raise() -> None:
-    b = MemoryBackend()
-    for value in (-1, 2**256):
+def test_bad_values_raise(make: Factory) -> None:
+    b = make()
+    # bool is an int subclass, but True is no balance; floats and strings neither.
+    for value in (-1, 2**256, True, False, 1.0, "1", None):
         with pytest.raises(ValueError):
-            b.set_balance(A, value)
-    for value in (-1, 2**64):
+            b.set_balance(A, value)  # type: ignore[arg-type]
+    for value in (-1, 2**64, True, False, 1.0, "1", None):
         with pytest.raises(ValueError):
-            b.set_nonce(A, value)
+            b.set_nonce(A, value)  # type: ignore[arg-type]
+    for delta in (True, 1.0):
+        with pytest.raises(ValueError):
+            b.add_balance(A, delta)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         b.set_code(A, "00")  # type: ignore[arg-type]
     assert not b.exists(A)
@@ -338,8 +373,8 @@ def test_bad_values_raise() -> None:
             b.commit(sid)
 
 
-def test_is_empty_follows_eip161() -> None:
-    b = MemoryBackend()
+def test_is_empty_follows_eip161(make: Factory) -> None:
+    b = make()
     b.set_storage(A, w(1), w(1))  # storage alone does not make an account non-empty
     assert b.exists(A) and b.is_empty(A)
     b.set_nonce(B, 1)
@@ -369,8 +404,9 @@ WRITES = {
 
 
 @pytest.mark.parametrize("name", sorted(WRITES))
-def test_every_write_creates_the_account_and_revert_removes_it(name: str) -> None:
-    b = MemoryBackend.from_accounts({B: Account(balance=1)})
+def test_every_write_creates_the_account_and_revert_removes_it(make: Factory,
+                                                              name: str) -> None:
+    b = make.from_accounts({B: Account(balance=1)})
     s = b.snapshot()
     WRITES[name](b, A)  # a write of nothing still creates the account
     assert b.exists(A) and b.get_account(A) == Account()
@@ -381,8 +417,8 @@ def test_every_write_creates_the_account_and_revert_removes_it(name: str) -> Non
     assert b.to_accounts() == {B: Account(balance=1)}
 
 
-def test_revert_undoes_create_of_an_absent_account() -> None:
-    b = MemoryBackend()
+def test_revert_undoes_create_of_an_absent_account(make: Factory) -> None:
+    b = make()
     s = b.snapshot()
     b.create_account(A)
     b.set_balance(A, 4)
@@ -390,8 +426,8 @@ def test_revert_undoes_create_of_an_absent_account() -> None:
     assert not b.exists(A) and b.addresses() == []
 
 
-def test_revert_keeps_touches_made_before_the_snapshot() -> None:
-    b = MemoryBackend()
+def test_revert_keeps_touches_made_before_the_snapshot(make: Factory) -> None:
+    b = make()
     b.touch(A)
     s = b.snapshot()
     b.touch(A)  # already touched: the revert must not forget the earlier touch
@@ -402,8 +438,8 @@ def test_revert_keeps_touches_made_before_the_snapshot() -> None:
     assert not b.exists(A) and not b.exists(B)
 
 
-def test_add_balance_failure_changes_nothing_at_all() -> None:
-    b = MemoryBackend.from_accounts({A: Account(nonce=2, balance=5, code=b"c",
+def test_add_balance_failure_changes_nothing_at_all(make: Factory) -> None:
+    b = make.from_accounts({A: Account(nonce=2, balance=5, code=b"c",
                                                 storage={w(1): w(1)})})
     outer = b.snapshot()
     b.touch(C)
@@ -417,8 +453,8 @@ def test_add_balance_failure_changes_nothing_at_all() -> None:
     assert b.touched() == frozenset()
 
 
-def test_bad_snapshot_ids() -> None:
-    b = MemoryBackend()
+def test_bad_snapshot_ids(make: Factory) -> None:
+    b = make()
     outer = b.snapshot()
     inner = b.snapshot()
     b.commit(inner)
@@ -434,8 +470,8 @@ def test_bad_snapshot_ids() -> None:
         b.revert(outer)
 
 
-def test_revert_of_a_middle_snapshot() -> None:
-    b = MemoryBackend()
+def test_revert_of_a_middle_snapshot(make: Factory) -> None:
+    b = make()
     s1 = b.snapshot()
     b.set_balance(A, 1)
     s2 = b.snapshot()
@@ -450,9 +486,9 @@ def test_revert_of_a_middle_snapshot() -> None:
     assert not b.exists(A)
 
 
-def test_from_accounts_and_to_accounts_do_not_alias() -> None:
+def test_from_accounts_and_to_accounts_do_not_alias(make: Factory) -> None:
     src = Account(nonce=1, balance=2, code=b"c", storage={w(1): w(1)})
-    b = MemoryBackend.from_accounts({A: src})
+    b = make.from_accounts({A: src})
     src.nonce, src.balance, src.code = 9, 9, b"changed"
     src.storage[w(1)] = w(9)
     assert b.get_account(A) == Account(1, 2, b"c", {w(1): w(1)})
@@ -462,7 +498,7 @@ def test_from_accounts_and_to_accounts_do_not_alias() -> None:
     out[B] = Account(balance=1)
     assert b.to_accounts() == {A: Account(1, 2, b"c", {w(1): w(1)})}
     # A backend's accounts fed to another backend: the two evolve independently.
-    c = MemoryBackend.from_accounts(b.to_accounts())
+    c = make.from_accounts(b.to_accounts())
     c.set_storage(A, w(1), w(3))
     assert b.get_storage(A, w(1)) == w(1)
 
@@ -564,7 +600,7 @@ ops = st.one_of(
 )
 
 
-def apply(b: MemoryBackend, m: Model, live: list[int], op: tuple) -> None:
+def apply(b: StateBackend, m: Model, live: list[int], op: tuple) -> None:
     kind = op[0]
     if kind == "balance":
         b.set_balance(op[1], op[2])
@@ -623,7 +659,7 @@ def apply(b: MemoryBackend, m: Model, live: list[int], op: tuple) -> None:
         del m.snaps[i:]
 
 
-def check(b: MemoryBackend, m: Model) -> None:
+def check(b: StateBackend, m: Model) -> None:
     assert b.to_accounts() == m.as_accounts()
     assert b.addresses() == sorted(m.accounts)
     assert b.touched() == m.touched
@@ -645,8 +681,8 @@ def check(b: MemoryBackend, m: Model) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(ops, max_size=60))
-def test_matches_model(seq: list[tuple]) -> None:
-    b, m, live = MemoryBackend(), Model(), []
+def test_matches_model(make: Factory, seq: list[tuple]) -> None:
+    b, m, live = make(), Model(), []
     for op in seq:
         apply(b, m, live, op)
         check(b, m)
@@ -661,9 +697,9 @@ def test_matches_model(seq: list[tuple]) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(ops, max_size=40), st.lists(ops, max_size=40))
-def test_outer_revert_restores_start_whatever_happened_inside(pre: list[tuple],
+def test_outer_revert_restores_start_whatever_happened_inside(make: Factory, pre: list[tuple],
                                                               inside: list[tuple]) -> None:
-    b, m, live = MemoryBackend(), Model(), []
+    b, m, live = make(), Model(), []
     for op in pre:
         if op[0] not in ("snapshot", "revert", "commit"):
             apply(b, m, live, op)
