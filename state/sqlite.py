@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
@@ -43,15 +42,17 @@ from trie import HexaryTrie
 from .backend import (
     BLANK_ROOT,
     EMPTY_CODE_HASH,
-    NONCE_LIMIT,
-    UINT256_LIMIT,
     ZERO32,
     Account,
-    StateBackend,
     check_account,
     check_address,
 )
-from .memory import _addr, _word
+from .journal import ACCOUNT as _ACCOUNT
+from .journal import FIELD as _FIELD
+from .journal import SLOT as _SLOT
+from .journal import JournaledBackend
+from .journal import addr as _addr
+from .journal import word as _word
 from .root import account_rlp
 
 SCHEMA_VERSION = 2
@@ -87,10 +88,10 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 """
 
 # Undo-log entries, as MemoryBackend's; the second item is always the address.
-_ACCOUNT = 0  # (kind, address, the pending entry it replaced: _Acct, None or _MISSING)
-_FIELD = 1  # (kind, address, field name, previous value)
-_SLOT = 2  # (kind, address, key, previous pending value or _MISSING)
-_TOUCH = 3  # (kind, address)
+# Undo-log entries of this backend (journal.py owns the kinds and touches):
+#   (ACCOUNT, address, the pending entry it replaced: _Acct, None or _MISSING)
+#   (FIELD, address, field name, previous value)
+#   (SLOT, address, key, previous pending value or _MISSING)
 
 _MISSING = object()  # no pending entry: the committed state shows through
 # The committed caches are only caches: dropped whole when they pass these sizes.
@@ -239,7 +240,7 @@ def _reachable(new: dict[bytes, bytes], roots: Iterable[bytes]) -> dict[bytes, b
     return keep
 
 
-class SqliteBackend(StateBackend):
+class SqliteBackend(JournaledBackend):
     """A StateBackend persisted block by block in SQLite, plus the chain's records.
 
     Same semantics as MemoryBackend for every StateBackend method. Changes are pending
@@ -284,11 +285,7 @@ class SqliteBackend(StateBackend):
         # last block.
         self._pending: dict[bytes, _Acct | None] = {}
         self._pending_meta: dict[str, bytes] = {}
-        self._touched: set[bytes] = set()
-        self._journal: list[tuple] = []
-        self._snap_ids: list[int] = []
-        self._snap_marks: list[int] = []
-        self._next_snapshot = 0
+        JournaledBackend.__init__(self)
         # Bumped by every change to the overlay, so a root computed by state_root() is
         # reused by commit_block when nothing changed in between (the chain's pattern).
         self._version = 0
@@ -478,7 +475,7 @@ class SqliteBackend(StateBackend):
         return Account(acc.nonce, acc.balance, acc.code, storage)
 
     # --- writes ---------------------------------------------------------------------------
-    def _write(self, address: bytes) -> _Acct:
+    def _live(self, address: bytes) -> _Acct:
         """The pending record of a checked address, made (and logged) if there is none."""
         self._version += 1
         old = self._pending.get(address, _MISSING)
@@ -494,47 +491,14 @@ class SqliteBackend(StateBackend):
             self._journal.append((_ACCOUNT, address, old))
         return acc
 
-    def _set_field(self, address: bytes, name: str, value: object) -> None:
-        acc = self._write(address)
-        if self._snap_marks:
-            self._journal.append((_FIELD, address, name, getattr(acc, name)))
-        setattr(acc, name, value)
-
-    def set_balance(self, address: bytes, value: int) -> None:
-        address = _addr(address)
-        if type(value) is not int or not 0 <= value < UINT256_LIMIT:
-            raise ValueError(f"balance {value!r} is not an int in [0, 2**256)")
-        self._set_field(address, "balance", value)
-
-    def add_balance(self, address: bytes, delta: int) -> None:
-        address = _addr(address)
-        if type(delta) is not int:
-            raise ValueError(f"balance delta {delta!r} is not an int")
-        old = self.get_balance(address)
-        new = old + delta
-        if not 0 <= new < UINT256_LIMIT:
-            raise ValueError(f"balance of 0x{address.hex()} would leave [0, 2**256): "
-                             f"{old} + {delta}")
-        self._set_field(address, "balance", new)
-
-    def set_nonce(self, address: bytes, value: int) -> None:
-        address = _addr(address)
-        if type(value) is not int or not 0 <= value < NONCE_LIMIT:
-            raise ValueError(f"nonce {value!r} is not an int in [0, 2**64)")
-        self._set_field(address, "nonce", value)
-
-    def set_code(self, address: bytes, code: bytes) -> None:
-        address = _addr(address)
-        if not isinstance(code, bytes | bytearray):
-            raise ValueError(f"code must be bytes, got {type(code).__name__}")
-        self._set_field(address, "code", bytes(code))
+    def _code_changed(self, address: bytes) -> None:
         self._pending[address].code_hash = None  # type: ignore[union-attr]
 
     def set_storage(self, address: bytes, key: bytes, value: bytes) -> None:
         address = _addr(address)
         key = _word(key, "key")
         value = _word(value, "value")
-        storage = self._write(address).storage
+        storage = self._live(address).storage
         if self._snap_marks:
             self._journal.append((_SLOT, address, key, storage.get(key, _MISSING)))
         storage[key] = value
@@ -560,75 +524,28 @@ class SqliteBackend(StateBackend):
             self._journal.append((_ACCOUNT, address, old))
         self._pending[address] = None
 
-    def touch(self, address: bytes) -> None:
-        address = _addr(address)
-        if address not in self._touched:
-            self._touched.add(address)
-            if self._snap_marks:
-                self._journal.append((_TOUCH, address))
-
-    def touched(self) -> frozenset[bytes]:
-        return frozenset(self._touched)
-
-    def clear_touched(self) -> None:
-        # Allowed with live snapshots, as in MemoryBackend: undoing a journaled touch
-        # later only discards an address that is no longer there.
-        self._touched.clear()
-
-    # --- journal --------------------------------------------------------------------------
-    def snapshot(self) -> int:
-        sid = self._next_snapshot
-        self._next_snapshot += 1
-        self._snap_ids.append(sid)
-        self._snap_marks.append(len(self._journal))
-        return sid
-
-    def _find(self, snapshot: int) -> int:
-        ids = self._snap_ids
-        if type(snapshot) is int:
-            if ids and ids[-1] == snapshot:
-                return len(ids) - 1
-            i = bisect_left(ids, snapshot)
-            if i < len(ids) and ids[i] == snapshot:
-                return i
-        raise ValueError(f"snapshot {snapshot!r} is not live (never taken, or already "
-                         f"reverted or committed, directly or through an outer one)")
-
     def revert(self, snapshot: int) -> None:
-        i = self._find(snapshot)
-        mark = self._snap_marks[i]
-        del self._snap_ids[i:]
-        del self._snap_marks[i:]
         self._version += 1
-        journal, pending = self._journal, self._pending
-        while len(journal) > mark:
-            entry = journal.pop()
-            kind, address = entry[0], entry[1]
-            if kind == _SLOT:
-                storage = pending[address].storage  # type: ignore[union-attr]
-                if entry[3] is _MISSING:
-                    del storage[entry[2]]
-                else:
-                    storage[entry[2]] = entry[3]
-            elif kind == _FIELD:
-                acc = pending[address]
-                setattr(acc, entry[2], entry[3])
-                if entry[2] == "code":
-                    acc.code_hash = None  # type: ignore[union-attr]
-            elif kind == _ACCOUNT:
-                if entry[2] is _MISSING:
-                    del pending[address]
-                else:
-                    pending[address] = entry[2]
-            else:
-                self._touched.discard(address)
+        super().revert(snapshot)
 
-    def commit(self, snapshot: int) -> None:
-        i = self._find(snapshot)
-        del self._snap_ids[i:]
-        del self._snap_marks[i:]
-        if not self._snap_marks:
-            self._journal.clear()  # nothing can revert past here any more
+    def _undo(self, entry: tuple) -> None:
+        kind, address = entry[0], entry[1]
+        pending = self._pending
+        if kind == _SLOT:
+            storage = pending[address].storage  # type: ignore[union-attr]
+            if entry[3] is _MISSING:
+                del storage[entry[2]]
+            else:
+                storage[entry[2]] = entry[3]
+        elif kind == _FIELD:
+            acc = pending[address]
+            setattr(acc, entry[2], entry[3])
+            if entry[2] == "code":
+                acc.code_hash = None  # type: ignore[union-attr]
+        elif entry[2] is _MISSING:
+            del pending[address]
+        else:
+            pending[address] = entry[2]
 
     # --- pending changes, meta ------------------------------------------------------------
     def discard(self) -> None:
@@ -636,10 +553,7 @@ class SqliteBackend(StateBackend):
         journal (every live snapshot ends) and the touched set."""
         self._pending.clear()
         self._pending_meta.clear()
-        self._journal.clear()
-        self._snap_ids.clear()
-        self._snap_marks.clear()
-        self._touched.clear()
+        self._clear_journal()
         self._version += 1
         self._root_parts = None
 
@@ -820,8 +734,7 @@ class SqliteBackend(StateBackend):
         self._root = root
         self._pending.clear()
         self._pending_meta.clear()
-        self._journal.clear()
-        self._touched.clear()
+        self._clear_journal()
         self._version += 1
         self._root_parts = None
         if block is not None:
