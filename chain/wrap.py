@@ -8,32 +8,23 @@ the smallest creation module that returns it: the runtime bytes as a data segmen
 
 from __future__ import annotations
 
-from ewasm.encoder import uleb
+from ewasm.encoder import encode_module
+from ewasm.module import (
+    DATA_ACTIVE,
+    EXTERN_FUNC,
+    EXTERN_MEMORY,
+    DataSegment,
+    Export,
+    Function,
+    Import,
+    Module,
+)
+from ewasm.opcodes import CALL, END, I32_CONST
+from ewasm.types import I32, FuncType, Limits, MemoryType
 
 from .loader import check_contract_code
 
 _PAGE = 65536
-
-
-def _section(section_id: int, payload: bytes) -> bytes:
-    return bytes([section_id]) + uleb(len(payload)) + payload
-
-
-def _name(text: str) -> bytes:
-    raw = text.encode()
-    return uleb(len(raw)) + raw
-
-
-def _i32_const(n: int) -> bytes:
-    # sleb128 of a non-negative i32: the value's bits read as signed.
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if (n == 0 and not byte & 0x40) or (n == -1 and byte & 0x40):
-            out.append(byte)
-            return b"\x41" + bytes(out)
-        out.append(byte | 0x80)
 
 
 def wrap_deploy(runtime: bytes, *, check: bool = True) -> bytes:
@@ -41,14 +32,14 @@ def wrap_deploy(runtime: bytes, *, check: bool = True) -> bytes:
     if check:
         check_contract_code(runtime)
     size = len(runtime)
-    pages = max(1, -(-size // _PAGE))
-    types = _section(1, uleb(2) + b"\x60\x02\x7f\x7f\x00" + b"\x60\x00\x00")
-    imports = _section(2, uleb(1) + _name("ethereum") + _name("finish") + b"\x00\x00")
-    functions = _section(3, uleb(1) + b"\x01")
-    memory = _section(5, uleb(1) + b"\x00" + uleb(pages))
-    exports = _section(7, uleb(2) + _name("memory") + b"\x02\x00" + _name("main") + b"\x00\x01")
-    body = b"\x00" + _i32_const(0) + _i32_const(size) + b"\x10\x00" + b"\x0b"
-    code = _section(10, uleb(1) + uleb(len(body)) + body)
-    data = _section(11, uleb(1) + b"\x00" + _i32_const(0) + b"\x0b" + uleb(size) + runtime)
-    return (b"\0asm\x01\x00\x00\x00" + types + imports + functions + memory + exports
-            + code + data)
+    module = Module(
+        types=[FuncType((I32, I32), ()), FuncType((), ())],
+        imports=[Import("ethereum", "finish", EXTERN_FUNC, 0)],
+        func_types=[1],
+        memories=[MemoryType(Limits(max(1, -(-size // _PAGE))))],
+        exports=[Export("memory", EXTERN_MEMORY, 0), Export("main", EXTERN_FUNC, 1)],
+        codes=[Function(1, [], [(I32_CONST, 0, 0), (I32_CONST, size, 0), (CALL, 0, 0),
+                                (END, None, 0)])],
+        datas=[DataSegment(DATA_ACTIVE, runtime, 0, [(I32_CONST, 0, 0), (END, None, 0)])],
+    )
+    return encode_module(module)
