@@ -133,25 +133,23 @@ def cmd_node(args) -> int:
     return 0
 
 
-def cmd_deploy(args) -> int:
-    code = Path(args.file).read_bytes()
-    init = code if args.init else wrap_deploy(code)
+def _transact(args, **fields) -> int:
+    """Sign with the chosen dev account, mine, print the receipt."""
     with _open(args) as chain:
         sender = _sender(chain, args.sender)
-        tx_hash = chain.send_transaction(sender, data=init, value=args.value, gas=args.gas)
+        tx_hash = chain.send_transaction(sender, value=args.value, gas=args.gas, **fields)
         mined = chain.transaction(tx_hash)
         assert mined is not None
         return _print_receipt(mined, args.json)
+
+
+def cmd_deploy(args) -> int:
+    code = Path(args.file).read_bytes()
+    return _transact(args, data=code if args.init else wrap_deploy(code))
 
 
 def cmd_send(args) -> int:
-    with _open(args) as chain:
-        sender = _sender(chain, args.sender)
-        tx_hash = chain.send_transaction(sender, to=args.address, data=args.data,
-                                         value=args.value, gas=args.gas)
-        mined = chain.transaction(tx_hash)
-        assert mined is not None
-        return _print_receipt(mined, args.json)
+    return _transact(args, to=args.address, data=args.data)
 
 
 def cmd_call(args) -> int:

@@ -39,6 +39,16 @@ class BuildError(RuntimeError):
     """libewasm.so cannot be built here (no compiler, static CPython, compile error)."""
 
 
+# The entry points Python implements (cffi's embedding API); the C below calls them.
+_EMBEDDING_API = """
+int ewasm_py_create(void);
+void ewasm_py_destroy(int);
+int ewasm_py_set_option(int, const char*, const char*);
+void ewasm_py_execute(int, const struct evmc_host_interface*, struct evmc_host_context*,
+                      int32_t, const struct evmc_message*, const uint8_t*, size_t,
+                      struct evmc_result*);
+"""
+
 _C_SOURCE = r"""
 #include <dlfcn.h>
 #include <pthread.h>
@@ -57,14 +67,7 @@ __attribute__((constructor)) static void ewasm_promote_libpython(void)
     /* See the module docstring: make libpython's symbols global before Python starts. */
     dlopen(EWASM_LIBPYTHON, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
 }
-
-int ewasm_py_create(void);
-void ewasm_py_destroy(int);
-int ewasm_py_set_option(int, const char*, const char*);
-void ewasm_py_execute(int, const struct evmc_host_interface*, struct evmc_host_context*,
-                      int32_t, const struct evmc_message*, const uint8_t*, size_t,
-                      struct evmc_result*);
-
+""" + _EMBEDDING_API + r"""
 struct ewasm_vm { struct evmc_vm vm; int handle; };
 
 static void ewasm_release(const struct evmc_result* result)
@@ -153,15 +156,6 @@ __attribute__((visibility("default"))) struct evmc_vm* evmc_create(void)
 {
     return evmc_create_ewasm();
 }
-"""
-
-_EMBEDDING_API = """
-int ewasm_py_create(void);
-void ewasm_py_destroy(int);
-int ewasm_py_set_option(int, const char*, const char*);
-void ewasm_py_execute(int, const struct evmc_host_interface*, struct evmc_host_context*,
-                      int32_t, const struct evmc_message*, const uint8_t*, size_t,
-                      struct evmc_result*);
 """
 
 _INIT_CODE = r"""

@@ -21,7 +21,6 @@ import pytest
 import evmc_bridge.embedded
 import ewasm
 from evmc_bridge import Message, Result, Revision, StatusCode, StorageStatus, TxContext
-from evmc_bridge.build import build_library
 from evmc_bridge.loader import EvmcLoadError, EvmcOptionError, create_function_names, load_vm
 
 HERE = Path(__file__).resolve().parent
@@ -31,23 +30,10 @@ BALANCE = 1_000_000
 CONTRACTS = ["storage", "call_value", "revert", "burn", "invalid", "trivial"]
 
 
-def _cc() -> str:
-    cc = shutil.which(os.environ.get("CC", "cc"))
-    if cc is None:
-        pytest.skip("no C compiler (cc): the EVMC C ABI cannot be built or tested")
-    return cc
-
-
 @pytest.fixture(scope="session")
-def library(tmp_path_factory) -> Path:
-    _cc()
-    return build_library(tmp_path_factory.mktemp("evmc") / "lib")
-
-
-@pytest.fixture(scope="session")
-def c_host(tmp_path_factory) -> Path:
+def c_host(cc, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("evmc-host") / "evmc_host"
-    subprocess.run([_cc(), "-O1", "-Wall", "-Werror", "-o", str(out), str(HERE / "evmc_host.c"),
+    subprocess.run([cc, "-O1", "-Wall", "-Werror", "-o", str(out), str(HERE / "evmc_host.c"),
                     "-ldl", "-lpthread"], check=True)
     return out
 
@@ -246,7 +232,7 @@ def test_create_function_names_follow_evmc_loader_rules():
     assert create_function_names("hera.dylib") == ["evmc_create_hera", "evmc_create"]
 
 
-def test_loading_what_is_not_an_abi_12_vm_fails_with_a_typed_error(tmp_path):
+def test_loading_what_is_not_an_abi_12_vm_fails_with_a_typed_error(cc, tmp_path):
     with pytest.raises(EvmcLoadError, match="cannot open"):
         load_vm(tmp_path / "libnothere.so")
     src = tmp_path / "old.c"
@@ -258,7 +244,7 @@ def test_loading_what_is_not_an_abi_12_vm_fails_with_a_typed_error(tmp_path):
         int unrelated(void) { return 0; }
     """)
     lib = tmp_path / "liboldvm.so"
-    subprocess.run([_cc(), "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
     with pytest.raises(EvmcLoadError, match="ABI version 11"):
         load_vm(lib)
     other = tmp_path / "libother.so"
@@ -267,8 +253,7 @@ def test_loading_what_is_not_an_abi_12_vm_fails_with_a_typed_error(tmp_path):
         load_vm(other)
 
 
-def test_build_command(tmp_path):
-    _cc()
+def test_build_command(cc, tmp_path):
     import sys
 
     proc = subprocess.run([sys.executable, "-m", "evmc_bridge", "build", "--output",

@@ -15,8 +15,6 @@ the same C path from the engine's worker thread).
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -52,13 +50,10 @@ def u32(*values: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def vm(tmp_path_factory):
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        pytest.skip("no C compiler (cc): the EVMC C ABI cannot be built or tested")
-    from evmc_bridge.build import build_library
+def vm(library):
     from evmc_bridge.loader import load_vm
 
-    with load_vm(build_library(tmp_path_factory.mktemp("evmc-eei"))) as loaded:
+    with load_vm(library) as loaded:
         yield loaded
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -29,31 +28,16 @@ TRIVIAL = Path(__file__).resolve().parents[2] / "fixtures" / "evmc" / "trivial.w
 THREADS = 40
 
 
-def _cc() -> str:
-    cc = shutil.which(os.environ.get("CC", "cc"))
-    if cc is None:
-        pytest.skip("no C compiler (cc): the EVMC C ABI cannot be built or tested")
-    return cc
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory) -> Path:
-    _cc()
-    from evmc_bridge.build import build_library
-
-    return build_library(tmp_path_factory.mktemp("evmc-threads"))
-
-
 @pytest.fixture(scope="module")
 def trivial(wat) -> bytes:
     return wat(TRIVIAL.read_text())
 
 
-def test_c_threads_that_end_leave_no_engine_worker_behind(library, trivial, tmp_path):
+def test_c_threads_that_end_leave_no_engine_worker_behind(cc, library, trivial, tmp_path):
     (tmp_path / "evmc_abi.h").write_text(
         "#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n" + cabi.CDEF)
     exe = tmp_path / "thread_churn"
-    subprocess.run([_cc(), "-O1", "-Wall", "-Werror", "-I", str(tmp_path), "-o", str(exe),
+    subprocess.run([cc, "-O1", "-Wall", "-Werror", "-I", str(tmp_path), "-o", str(exe),
                     str(HERE / "thread_churn.c"), "-ldl", "-lpthread"], check=True)
     wasm = tmp_path / "trivial.wasm"
     wasm.write_bytes(trivial)
