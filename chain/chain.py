@@ -311,32 +311,7 @@ class Chain:
             raise InvalidTransactionError("already known")
         parent = self.head_header()
         env = self._env(parent)
-        sender = "0x" + tx.sender.hex()
-        nonce = backend.get_nonce(tx.sender)
-        if tx.nonce < nonce:
-            raise InvalidTransactionError(
-                f"nonce too low: address {sender}, tx: {tx.nonce} state: {nonce}")
-        if tx.nonce > nonce:
-            raise InvalidTransactionError(
-                f"nonce too high: address {sender}, tx: {tx.nonce} state: {nonce}")
-        if tx.gas_limit > env.gas_limit:
-            raise InvalidTransactionError(
-                f"exceeds block gas limit: gas {tx.gas_limit}, limit {env.gas_limit}")
-        if tx.max_fee < env.base_fee:
-            raise InvalidTransactionError(
-                f"max fee per gas less than block base fee: address {sender}, "
-                f"maxFeePerGas: {tx.max_fee}, baseFee: {env.base_fee}")
         stx = tx.to_state_transaction(env.base_fee)
-        needed = intrinsic_gas(stx, REVISION)
-        if tx.gas_limit < needed:
-            raise InvalidTransactionError(
-                f"intrinsic gas too low: gas {tx.gas_limit}, minimum needed {needed}")
-        balance = backend.get_balance(tx.sender)
-        cost = tx.gas_limit * tx.max_fee + tx.value
-        if balance < cost:
-            raise InvalidTransactionError(
-                f"insufficient funds for gas * price + value: address {sender} "
-                f"have {balance} want {cost}")
         try:
             outcome = apply_transaction(backend, env, stx, revision=REVISION,
                                         loader=self.loader)

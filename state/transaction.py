@@ -78,23 +78,33 @@ def intrinsic_gas(tx: Transaction, revision: Revision) -> int:
 
 def check_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction,
                       revision: Revision) -> int:
-    """Raise InvalidTransaction unless tx can be included; returns its intrinsic gas."""
+    """Raise InvalidTransaction unless tx can be included; returns its intrinsic gas.
+    The messages are geth's, which clients of the chain's JSON-RPC node recognise."""
+    sender = "0x" + tx.sender.hex()
     nonce = backend.get_nonce(tx.sender)
-    if tx.nonce != nonce:
-        raise InvalidTransaction(f"nonce {tx.nonce} is not the sender's nonce {nonce}")
-    intrinsic = intrinsic_gas(tx, revision)
-    if tx.gas_limit < intrinsic:
-        raise InvalidTransaction(f"gas limit {tx.gas_limit} below intrinsic gas {intrinsic}")
+    if tx.nonce < nonce:
+        raise InvalidTransaction(f"nonce too low: address {sender}, tx: {tx.nonce} "
+                                 f"state: {nonce}")
+    if tx.nonce > nonce:
+        raise InvalidTransaction(f"nonce too high: address {sender}, tx: {tx.nonce} "
+                                 f"state: {nonce}")
     if tx.gas_limit > env.gas_limit:
-        raise InvalidTransaction(f"gas limit {tx.gas_limit} above the block's {env.gas_limit}")
+        raise InvalidTransaction(f"exceeds block gas limit: gas {tx.gas_limit}, "
+                                 f"limit {env.gas_limit}")
     fee_cap = tx.gas_price if tx.max_fee is None else tx.max_fee
     if revision >= Revision.LONDON and fee_cap < env.base_fee:
-        raise InvalidTransaction(f"max fee per gas less than block base fee "
-                                 f"({fee_cap} < {env.base_fee})")
+        raise InvalidTransaction(f"max fee per gas less than block base fee: address "
+                                 f"{sender}, maxFeePerGas: {fee_cap}, "
+                                 f"baseFee: {env.base_fee}")
+    intrinsic = intrinsic_gas(tx, revision)
+    if tx.gas_limit < intrinsic:
+        raise InvalidTransaction(f"intrinsic gas too low: gas {tx.gas_limit}, "
+                                 f"minimum needed {intrinsic}")
     cost = tx.gas_limit * fee_cap + tx.value
     balance = backend.get_balance(tx.sender)
     if balance < cost:
-        raise InvalidTransaction(f"sender balance {balance} below gas and value {cost}")
+        raise InvalidTransaction(f"insufficient funds for gas * price + value: address "
+                                 f"{sender} balance {balance}, want {cost}")
     return intrinsic
 
 
