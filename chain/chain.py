@@ -126,6 +126,7 @@ class MinedTransaction:
     tx: SignedTransaction
     stored: StoredTx
     receipt: Receipt
+    logs: tuple[StoredLog, ...]  # the receipt's logs with their places in the chain
 
 
 class Chain:
@@ -247,11 +248,12 @@ class Chain:
             stored = self.backend.transaction(tx_hash)
             if stored is None:
                 return None
-            logs = [log for log in self.backend.logs(stored.block_number, stored.block_number)
-                    if log.tx_hash == tx_hash]
+            logs = tuple(log for log in self.backend.logs(stored.block_number,
+                                                          stored.block_number)
+                         if log.tx_hash == tx_hash)
         receipt = Receipt.from_record(stored.receipt,
                                       (Log(x.address, x.topics, x.data) for x in logs))
-        return MinedTransaction(decode_transaction(stored.raw), stored, receipt)
+        return MinedTransaction(decode_transaction(stored.raw), stored, receipt, logs)
 
     def logs(self, from_block: int, to_block: int, addresses: Sequence[bytes] | None = None,
              topics: Sequence[None | bytes | Sequence[bytes]] = ()) -> list[StoredLog]:

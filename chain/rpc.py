@@ -410,7 +410,6 @@ class Rpc:
         if mined is None:
             return None
         r, stored = mined.receipt, mined.stored
-        logs = self.chain.logs(stored.block_number, stored.block_number)
         return {
             "transactionHash": _data(stored.hash), "transactionIndex": _hex(stored.index),
             "blockHash": _data(stored.block_hash), "blockNumber": _hex(stored.block_number),
@@ -418,7 +417,7 @@ class Rpc:
             "cumulativeGasUsed": _hex(r.cumulative_gas_used), "gasUsed": _hex(r.gas_used),
             "effectiveGasPrice": _hex(r.effective_gas_price),
             "contractAddress": _address(r.contract_address),
-            "logs": [self._log_json(x) for x in logs if x.tx_hash == stored.hash],
+            "logs": [self._log_json(x) for x in mined.logs],
             "logsBloom": _data(r.logs_bloom), "status": _hex(r.status), "type": _hex(r.type),
         }
 
