@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .compiler import abi
+from .compiled import (
+    GAS_IMPORT,
+    USE_GAS_TYPE,
+    CompiledModule,
+    cache_key,
+    engine_gas_import,
+)
 from .compiler.cache import ObjectCache
-from .compiler.codegen import PASSES, compile_module
-from .compiler.target import TargetSpec, llvm_version
+from .compiler.driver import compile_module
+from .compiler.pipeline import BASELINE, OPTIMIZED, Tier
+from .compiler.target import TargetSpec
 from .decoder import decode_module
-from .errors import CompileError, DecodeError, LinkError
+from .errors import CompileError, LinkError
 from .features import Features
-from .module import EXTERN_FUNC, EXTERN_GLOBAL, EXTERN_MEMORY, EXTERN_NAMES, EXTERN_TABLE, Module
+from .module import EXTERN_FUNC, EXTERN_GLOBAL, EXTERN_MEMORY, EXTERN_TABLE, Module
 from .runtime.externs import DEFAULT_MAX_MEMORY_PAGES, Global, HostFunc, Memory, Table
 from .runtime.instance import Func, Instance
-from .runtime.linker import LoadedCode, load_object
-from .types import I64, FuncType, Limits
+from .types import Limits
 from .validator import validate_module
 
-COMPILER_VERSION = "ewasm-aot-1"
-GAS_IMPORT = ("ethereum", "useGas")
-USE_GAS_TYPE = FuncType((I64,), ())
-ARTEFACT_MAGIC = b"EWASMART"
-_ARTEFACT_HEADER = struct.Struct("<8sI32sQQ")  # magic, format, key, wasm length, object length
+TIERS = ("auto", Tier.BASELINE.value, Tier.OPTIMIZED.value)
 
 
 def validate(wasm: bytes, features: Features | None = None) -> Module:
@@ -36,116 +36,56 @@ def validate(wasm: bytes, features: Features | None = None) -> Module:
     return module
 
 
-def engine_gas_import(module: Module) -> int | None:
-    """Function index of an `ethereum.useGas: [i64] -> []` import, if the module has one."""
-    k = 0
-    for imp in module.imports:
-        if imp.kind != EXTERN_FUNC:
-            continue
-        if (imp.module, imp.name) == GAS_IMPORT and module.types[imp.desc] == USE_GAS_TYPE:
-            return k
-        k += 1
-    return None
-
-
-def cache_key(wasm: bytes, features: Features, spec: TargetSpec,
-              engine_gas: bool = False) -> bytes:
-    h = hashlib.sha256()
-    for part in (
-        f"engine_gas={int(engine_gas)}",
-        f"abi={abi.ABI_VERSION}",
-        f"compiler={COMPILER_VERSION}",
-        llvm_version(),
-        spec.key(),
-        f"features={features.key()}",
-        f"passes={','.join(PASSES)}",
-    ):
-        h.update(part.encode() + b"\0")
-    h.update(hashlib.sha256(wasm).digest())
-    return h.digest()
-
-
-class CompiledModule:
-    """A validated module and its native code; instantiate it any number of times."""
-
-    def __init__(self, wasm: bytes, module: Module, object_code: bytes, key: bytes,
-                 features: Features, engine_gas: bool = False) -> None:
-        # True when `ethereum.useGas` is the engine's own inline counter in this code.
-        self.engine_gas = engine_gas
-        self.wasm = wasm
-        self.module = module
-        self.object_code = object_code
-        self.cache_key = key
-        self.features = features
-        self.code_hash = hashlib.sha256(wasm).digest()
-        self._loaded: LoadedCode | None = None
-
-    def load(self) -> LoadedCode:
-        if self._loaded is None:
-            self._loaded = load_object(self.object_code, len(self.module.func_types),
-                                       self.code_hash.hex()[:16])
-        return self._loaded
-
-    @property
-    def exports(self) -> dict[str, str]:
-        return {e.name: EXTERN_NAMES[e.kind] for e in self.module.exports}
-
-    def serialize(self) -> bytes:
-        """The compiled artefact: the module bytes and its object code, deterministic."""
-        head = _ARTEFACT_HEADER.pack(ARTEFACT_MAGIC, 1, self.cache_key, len(self.wasm),
-                                     len(self.object_code))
-        return head + self.wasm + self.object_code
-
-    @classmethod
-    def deserialize(cls, data: bytes, features: Features | None = None) -> CompiledModule:
-        features = features or Features.all()
-        if len(data) < _ARTEFACT_HEADER.size:
-            raise DecodeError("compiled artefact is truncated", offset=len(data))
-        magic, fmt, key, wlen, olen = _ARTEFACT_HEADER.unpack_from(data)
-        if magic != ARTEFACT_MAGIC or fmt != 1:
-            raise DecodeError("not a compiled ewasm artefact", offset=0)
-        body = data[_ARTEFACT_HEADER.size:]
-        if len(body) != wlen + olen:
-            raise DecodeError("compiled artefact is truncated", offset=len(data))
-        wasm, obj = body[:wlen], body[wlen:]
-        if cache_key(wasm, features, TargetSpec.portable()) != key:
-            raise CompileError("artefact was compiled by another engine version or target")
-        return cls(wasm, decode_module(wasm, features, skip_bodies=True), obj, key, features)
-
-
 def compile(
     wasm: bytes,
     features: Features | None = None,
     *,
     cache: ObjectCache | bool | None = True,
     engine_gas: bool = False,
+    tier: str = "auto",
+    module: Module | None = None,
 ) -> CompiledModule:
     """Decode, validate and compile to native code, or take the code from the cache.
 
-    With engine_gas, an `ethereum.useGas: [i64] -> []` import is compiled as the
-    engine's inline gas counter (see Instance.gas_left) instead of a host call."""
+    tier: "baseline" (compile time linear in the module's size), "optimized" (the
+    optimising pipeline, run to completion before returning), or "auto": the optimised
+    code if the cache has it, else the baseline now and the optimised code in the
+    background once the module is instantiated a second time (CompiledModule.tier_up,
+    wait_optimized). With engine_gas, an `ethereum.useGas: [i64] -> []` import is
+    compiled as the engine's inline gas counter (see Instance.gas_left). module: the
+    result of validate(wasm, features) when the caller has it already."""
+    if tier not in TIERS:
+        raise ValueError(f"tier must be one of {TIERS}")
     features = features or Features.all()
     wasm = bytes(wasm)
     spec = TargetSpec.portable()
-    key = cache_key(wasm, features, spec, engine_gas)
     store = ObjectCache() if cache is True else (cache or None)
+    wanted = [OPTIMIZED] if tier == "optimized" else [BASELINE] if tier == "baseline" \
+        else [OPTIMIZED, BASELINE]
     if store is not None:
-        obj = store.get(key)
-        if obj is not None:
-            # The key covers the exact bytes: they were validated when the entry was made.
-            return CompiledModule(wasm, decode_module(wasm, features, skip_bodies=True), obj,
-                                  key, features, engine_gas)
-    module = validate(wasm, features)
+        for pipe in wanted:
+            key = cache_key(wasm, features, spec, engine_gas, pipe)
+            obj = store.get(key)
+            if obj is not None:
+                # The key covers the exact bytes: they were validated when the entry was made.
+                return CompiledModule(wasm, decode_module(wasm, features, skip_bodies=True), obj,
+                                      key, features, engine_gas, pipe.tier, cache=store,
+                                      auto_tier_up=tier == "auto")
+    pipe = wanted[-1]
+    if module is None:
+        module = validate(wasm, features)
     try:
-        obj = compile_module(module, spec,
+        obj = compile_module(module, pipe,
                              gas_import=engine_gas_import(module) if engine_gas else None)
     except CompileError:
         raise
     except Exception as exc:  # a compiler bug must still surface as a typed error
         raise CompileError(f"internal compiler error: {type(exc).__name__}: {exc}") from exc
+    key = cache_key(wasm, features, spec, engine_gas, pipe)
     if store is not None:
         store.put(key, obj)
-    return CompiledModule(wasm, module, obj, key, features, engine_gas)
+    return CompiledModule(wasm, module, obj, key, features, engine_gas, pipe.tier, cache=store,
+                          auto_tier_up=tier == "auto")
 
 
 Extern = Func | HostFunc | Memory | Table | Global | Callable[..., Any]
@@ -207,6 +147,7 @@ def instantiate(
     max_memory_pages: int = DEFAULT_MAX_MEMORY_PAGES,
     cache: ObjectCache | bool | None = True,
     gas_limit: int | None = None,
+    tier: str = "auto",
 ) -> Instance:
     """Bind a module to its imports and run its initialisation and start function.
 
@@ -228,7 +169,7 @@ def instantiate(
     if compiled is None or compiled.engine_gas != engine_gas:
         wasm = compiled.wasm if compiled is not None else bytes(module_or_bytes)
         compiled = compile(wasm, features or (compiled.features if compiled else None),
-                           cache=cache, engine_gas=engine_gas)
+                           cache=cache, engine_gas=engine_gas, tier=tier)
     return Instance(compiled, externs, max_memory_pages=max_memory_pages, gas_limit=gas_limit)
 
 

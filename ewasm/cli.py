@@ -10,7 +10,8 @@ from importlib import resources
 from pathlib import Path
 
 from . import api
-from .errors import LinkError, Trap, WasmError
+from .compiled import ARTEFACT_MAGIC
+from .errors import CompileError, LinkError, Trap, WasmError
 from .module import EXTERN_FUNC
 
 
@@ -22,7 +23,7 @@ def _read(path: str) -> bytes:
 
 
 def _load_compiled(data: bytes) -> api.CompiledModule:
-    if data[:8] == api.ARTEFACT_MAGIC:
+    if data[:8] == ARTEFACT_MAGIC:
         return api.CompiledModule.deserialize(data)
     return api.compile(data)
 
@@ -44,11 +45,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    compiled = api.compile(_read(args.file), cache=not args.no_cache)
+    wasm = _read(args.file)
+    try:
+        compiled = api.compile(wasm, cache=not args.no_cache, tier=args.tier)
+    except CompileError as exc:
+        if args.tier != "optimized":
+            raise
+        # The optimising pipeline refused or crashed on this shape (in its worker):
+        # the baseline tier compiles every valid module.
+        print(f"warning: optimising compile failed ({exc}); writing the baseline tier",
+              file=sys.stderr)
+        compiled = api.compile(wasm, cache=not args.no_cache, tier="baseline")
     artefact = compiled.serialize()
     Path(args.output).write_bytes(artefact)
     print(f"{args.output}: {len(artefact)} bytes ({len(compiled.object_code)} bytes of code) "
-          f"in {time.perf_counter() - start:.3f} s", file=sys.stderr)
+          f"({compiled.tier.value} tier) in {time.perf_counter() - start:.3f} s", file=sys.stderr)
     return 0
 
 
@@ -151,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    s.add_argument("--tier", choices=("optimized", "baseline"), default="optimized",
+                   help="which compile tier's code to write (default: optimized)")
     s.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("run", help="run an exported function")

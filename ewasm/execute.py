@@ -75,14 +75,17 @@ def _prepare(code: bytes, debug: bool, metering: bool) -> _Prepared | ContractVa
         if metering:
             import gasmeter
 
-            code = gasmeter.inject(code)
+            from .encoder import encode_module
+
+            # Trap offsets refer to the metered bytes: decode them again.
+            code = encode_module(gasmeter.meter_module(module))
             module = validate(code, CONTRACT_FEATURES)
     except ContractValidationError as exc:
         return exc
     except WasmError as exc:  # DecodeError, ValidationError, MeteringError
         return ContractValidationError(f"{type(exc).__name__}: {exc}", offset=exc.offset,
                                        func_index=exc.func_index)
-    compiled = compile(code, CONTRACT_FEATURES, engine_gas=True)
+    compiled = compile(code, CONTRACT_FEATURES, engine_gas=True, module=module)
     externs = []
     for imp in module.imports:
         if imp.kind != EXTERN_FUNC:  # check_contract refuses these; be safe

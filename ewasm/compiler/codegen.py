@@ -1,60 +1,123 @@
-"""compile_module: decoded module -> object code, through LLVM IR text.
+"""Codegen: every llvmlite call of the engine, behind one class and one lock.
 
-Every llvmlite call of the compile path is here, behind one function."""
+Two uses, in two kinds of process:
+* `emit_object` (IR text -> object bytes) runs only in compile worker processes
+  (workers.py): an LLVM assertion or crash there kills the worker, never the host.
+* `load_objects` (object bytes -> executable code through ORC LLJIT) runs in the host
+  process, on objects a worker of this engine produced.
+
+LLVM's global state is not safe to drive from several threads at once, hence the lock.
+"""
 
 from __future__ import annotations
 
-import os
+import ctypes
+import itertools
 import struct
-import subprocess
-import sys
 import threading
+from functools import cache
 
+import llvmlite
 import llvmlite.binding as llvm
 
 from ..errors import CompileError
-from ..module import Module
-from .lower import lower_module
-from .target import TargetSpec, target_machine
-from .worker import read_frames, write_frames
-
-# The light pipeline (shared/docs/compiler-design.md): on Wasm that a producer already
-# optimised, these four passes give O2's run speed at a fraction of its compile time.
-PASSES = ("always-inline", "sroa", "instcombine", "simplifycfg")
-
-# LLVM's global state is not safe to drive from several threads at once.
-_LLVM_LOCK = threading.Lock()
+from .pipeline import Pipeline
+from .target import TargetSpec
 
 
-def _add_passes(mpm) -> None:
-    mpm.add_always_inliner_pass()
-    mpm.add_sroa_pass()
-    mpm.add_instruction_combine_pass()
-    mpm.add_simplify_cfg_pass()
-    mpm.add_dead_code_elimination_pass()
+def llvm_version() -> str:
+    return f"llvmlite {llvmlite.__version__} / LLVM {'.'.join(map(str, llvm.llvm_version_info))}"
 
 
-def compile_ir(ir_text: str, spec: TargetSpec, *, verify: bool = False) -> bytes:
-    """LLVM IR text -> relocatable object bytes for the fixed target."""
-    with _LLVM_LOCK:
-        tm = target_machine(spec)
-        try:
-            mod = llvm.parse_assembly(ir_text)
-        except RuntimeError as exc:  # a lowering bug, never the user's input
-            raise CompileError(f"internal error: generated IR does not parse: {exc}") from None
-        mod.triple = spec.triple
-        # Without the target's data layout MCJIT/ORC abort the process.
-        mod.data_layout = str(tm.target_data)
-        if verify:
+# libc functions that LLVM's memory intrinsics lower to.
+_LIBC_SYMBOLS = ("memset", "memmove", "memcpy")
+
+
+class Codegen:
+    """The LLVM state of this process for one target."""
+
+    # Pipeline pass names -> llvmlite's module pass manager methods.
+    PASS_METHODS = {
+        "always-inline": "add_always_inliner_pass",
+        "sroa": "add_sroa_pass",
+        "instcombine": "add_instruction_combine_pass",
+        "simplifycfg": "add_simplify_cfg_pass",
+        "dce": "add_dead_code_elimination_pass",
+    }
+
+    def __init__(self, spec: TargetSpec) -> None:
+        self.spec = spec
+        self._lock = threading.Lock()
+        self._machines: dict[int, llvm.TargetMachine] = {}
+        self._jit = None
+        self._names = itertools.count()
+        # llvm.initialize() raises since llvmlite 0.45; these two are the supported calls.
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+
+    def _machine(self, opt: int) -> llvm.TargetMachine:
+        tm = self._machines.get(opt)
+        if tm is None:
+            s = self.spec
+            tm = self._machines[opt] = llvm.Target.from_triple(s.triple).create_target_machine(
+                cpu=s.cpu, features=s.features, opt=opt, reloc=s.reloc, codemodel=s.codemodel)
+        return tm
+
+    def emit_object(self, ir_text: str, pipeline: Pipeline, *, verify: bool = False) -> bytes:
+        """LLVM IR text -> relocatable object bytes, through the pipeline's passes."""
+        with self._lock:
+            tm = self._machine(pipeline.codegen_opt)
             try:
-                mod.verify()
+                mod = llvm.parse_assembly(ir_text)
+            except RuntimeError as exc:  # a lowering bug, never the user's input
+                raise CompileError(f"internal error: generated IR does not parse: {exc}") from None
+            mod.triple = self.spec.triple
+            # Without the target's data layout ORC aborts the process.
+            mod.data_layout = str(tm.target_data)
+            if verify:
+                try:
+                    mod.verify()
+                except RuntimeError as exc:
+                    raise CompileError(f"internal error: generated IR is invalid: {exc}") from None
+            if pipeline.passes:
+                pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=0))
+                mpm = llvm.create_new_module_pass_manager()
+                for name in pipeline.passes:
+                    getattr(mpm, self.PASS_METHODS[name])()
+                mpm.run(mod, pb)
+            return bytes(tm.emit_object(mod))
+
+    def load_objects(self, objects: list[bytes], export: str, name_hint: str):
+        """Link objects into this process; returns (tracker, address of `export`). The
+        code stays mapped while the tracker is alive."""
+        with self._lock:
+            if self._jit is None:
+                llvm.check_jit_execution()
+                self._jit = llvm.create_lljit_compiler(self._machine(1))
+            builder = llvm.JITLibraryBuilder()
+            for obj in objects:
+                builder.add_object_img(obj)
+            for name, addr in _libc_addresses().items():
+                builder.import_symbol(name, addr)
+            builder.export_symbol(export)
+            # Library names cannot be reused within one LLJIT.
+            libname = f"{name_hint}-{next(self._names)}"
+            try:
+                tracker = builder.link(self._jit, libname)
             except RuntimeError as exc:
-                raise CompileError(f"internal error: generated IR is invalid: {exc}") from None
-        pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=0))
-        mpm = llvm.create_new_module_pass_manager()
-        _add_passes(mpm)
-        mpm.run(mod, pb)
-        return bytes(tm.emit_object(mod))
+                raise CompileError(f"cannot load compiled code: {exc}") from None
+            return tracker, tracker[export]
+
+
+@cache
+def codegen(spec: TargetSpec | None = None) -> Codegen:
+    return Codegen(spec or TargetSpec.portable())
+
+
+@cache
+def _libc_addresses() -> dict[str, int]:
+    libc = ctypes.CDLL(None)
+    return {name: ctypes.cast(getattr(libc, name), ctypes.c_void_p).value for name in _LIBC_SYMBOLS}
 
 
 def pack_objects(objects: list[bytes]) -> bytes:
@@ -78,68 +141,3 @@ def unpack_objects(payload: bytes) -> list[bytes]:
         out.append(payload[pos : pos + length])
         pos += length
     return out
-
-
-def _jobs() -> int:
-    env = os.environ.get("EWASM_COMPILE_JOBS")
-    if env and env.isdigit():
-        return max(1, int(env))
-    # Workers are started as `python -m ...`: only when this process is a Python
-    # interpreter (an embedding host's executable is not).
-    if not os.path.basename(sys.executable).startswith("python"):
-        return 1
-    return os.cpu_count() or 1
-
-
-def _compile_parallel(texts: list[str], spec: TargetSpec, verify: bool, jobs: int) -> list[bytes]:
-    """Partition k goes to slot k % jobs; slot 0 is this process, the others workers."""
-    slots = [list(range(s, len(texts), jobs)) for s in range(jobs)]
-    args = [sys.executable, "-m", "ewasm.compiler.worker", spec.triple, spec.cpu,
-            spec.features, spec.reloc, spec.codemodel, str(spec.opt), "1" if verify else "0"]
-    procs = []
-    try:
-        for slot in slots[1:]:
-            p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE)
-            procs.append((p, slot))
-            write_frames(p.stdin, [texts[k].encode() for k in slot])
-            p.stdin.close()
-        results: dict[int, bytes] = {}
-        for k in slots[0]:
-            results[k] = compile_ir(texts[k], spec, verify=verify)
-        for p, slot in procs:
-            objects = read_frames(p.stdout)
-            if p.wait() != 0 or len(objects) != len(slot):
-                raise RuntimeError(f"compile worker failed: {p.stderr.read()[-500:]!r}")
-            results.update(zip(slot, objects, strict=True))
-        return [results[k] for k in range(len(texts))]
-    finally:
-        for p, _ in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            for stream in (p.stdout, p.stderr):
-                stream.close()
-
-
-def compile_module(
-    module: Module,
-    spec: TargetSpec | None = None,
-    *,
-    verify: bool = False,
-    gas_import: int | None = None,
-) -> bytes:
-    """Decoded, validated module -> object payload (deterministic for a given module).
-
-    Big modules are lowered to several partitions; with more than one core they compile
-    in parallel worker processes (llvmlite serialises all LLVM calls in one process).
-    The partitioning depends only on the module, so the bytes are the same either way."""
-    spec = spec or TargetSpec.portable()
-    texts = lower_module(module, gas_import)
-    jobs = min(_jobs(), len(texts))
-    if jobs > 1:
-        try:
-            return pack_objects(_compile_parallel(texts, spec, verify, jobs))
-        except (OSError, RuntimeError, EOFError, struct.error):
-            pass  # no usable worker processes here: compile in-process
-    return pack_objects([compile_ir(t, spec, verify=verify) for t in texts])

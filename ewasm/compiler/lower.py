@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from ..decoder import block_signature
 from ..errors import CompileError, TrapKind
-from ..module import Function, Module
-from ..opcodes import OPS
+from ..module import EXTERN_FUNC, Function, Module
+from ..opcodes import OPS, REF_FUNC
 from ..types import F32, F64, I32, I64, FuncType
 from . import abi
 
@@ -64,6 +64,10 @@ _STOREOPS = {0x36: ("i32", "i32", 4), 0x37: ("i64", "i64", 8), 0x3A: ("i32", "i8
 _T_OOB = int(TrapKind.MEMORY_OUT_OF_BOUNDS)
 _T_TABLE_OOB = int(TrapKind.TABLE_OUT_OF_BOUNDS)
 
+
+# A trap site's code and byte offset travel packed in one i64: offset in the low bits
+# (module sizes are far below 2^40), code above.
+TRAP_CODE_SHIFT = 40
 
 # Functions up to this many instructions keep the engine's gas counter in a register.
 GAS_REGISTER_MAX_INSTRUCTIONS = 160
@@ -116,6 +120,16 @@ class ModuleLowering:
         self.num_imported = module.num_imported_funcs
         self.global_types = module.all_global_types()
         self.has_memory = bool(module.all_memories())
+        # Functions that can be entered from outside compiled code (exports, the start
+        # function, table elements) get a wrapper; the others are only called directly,
+        # and a wrapper each would double the IR of a module of many small functions.
+        self.escaping: set[int] = {e.index for e in module.exports if e.kind == EXTERN_FUNC}
+        if module.start is not None:
+            self.escaping.add(module.start)
+        for seg in module.elems:
+            for expr in seg.items:
+                if expr and expr[0][0] == REF_FUNC:
+                    self.escaping.add(expr[0][1])
         self.inline: set[int] = set()
         for i, fn in enumerate(module.codes):
             if len(fn.body) <= INLINE_LIMIT and not any(
@@ -125,24 +139,31 @@ class ModuleLowering:
 
 
 # Modules above this many instructions are split into partitions compiled in parallel.
-# The count depends only on the module, so the object bytes never depend on the machine.
+# The count depends only on the module (and the tier), so the object bytes never depend
+# on the machine. The baseline tier splits finer: its compile time is what a caller waits
+# for, and it inlines nothing across partitions anyway.
 PARTITION_INSTRUCTIONS = 16384
 MAX_PARTITIONS = 4
+BASELINE_PARTITION_INSTRUCTIONS = 2048
+BASELINE_MAX_PARTITIONS = 8
 
 
-def partition_count(module: Module) -> int:
+def partition_count(module: Module, baseline: bool = False) -> int:
     total = sum(len(fn.body) for fn in module.codes)
-    return max(1, min(MAX_PARTITIONS, -(-total // PARTITION_INSTRUCTIONS)))
+    size, most = ((BASELINE_PARTITION_INSTRUCTIONS, BASELINE_MAX_PARTITIONS) if baseline
+                  else (PARTITION_INSTRUCTIONS, MAX_PARTITIONS))
+    return max(1, min(most, -(-total // size)))
 
 
-def lower_module(module: Module, gas_import: int | None = None) -> list[str]:
+def lower_module(module: Module, gas_import: int | None = None,
+                 partitions: int | None = None) -> list[str]:
     """The module as LLVM IR texts, one per partition (deterministic for a module).
 
     Partition 0 also holds the function table. With several partitions, functions get
     external linkage so that calls link across objects, and each partition carries
     `available_externally` copies of the leaf functions it would inline."""
     ml = ModuleLowering(module, gas_import)
-    k = partition_count(module)
+    k = partitions or partition_count(module)
     nimp = ml.num_imported
     texts: dict[int, str] = {}
     callees: dict[int, set[int]] = {}
@@ -167,7 +188,8 @@ def lower_module(module: Module, gas_import: int | None = None) -> list[str]:
         parts: list[str] = []
         for idx in members:
             parts.append(texts[idx].replace("define @@LINKAGE@@", f"define {linkage}", 1))
-            parts.append(_wrapper(ml, idx, linkage))
+            if idx in ml.escaping:
+                parts.append(_wrapper(ml, idx, linkage))
         needed = set().union(*(callees[idx] for idx in members)) - mine
         for idx in sorted(needed):
             if idx in ml.inline:
@@ -182,9 +204,12 @@ def lower_module(module: Module, gas_import: int | None = None) -> list[str]:
                 if idx not in mine:
                     if idx not in needed:
                         parts.append(_declare(ml, idx))
-                    parts.append(f"declare i32 @w{idx}(ptr, ptr, ptr)")
+                    if idx in ml.escaping:
+                        parts.append(f"declare i32 @w{idx}(ptr, ptr, ptr)")
             if n:
-                items = ", ".join(f"ptr @f{nimp + i}, ptr @w{nimp + i}" for i in range(n))
+                items = ", ".join(
+                    f"ptr @f{nimp + i}, ptr " + (f"@w{nimp + i}" if nimp + i in ml.escaping
+                                                 else "null") for i in range(n))
                 parts.append(f"@{abi.FUNCS_SYMBOL} = constant [{2 * n} x ptr] [{items}]")
             else:
                 parts.append(f"@{abi.FUNCS_SYMBOL} = constant [0 x ptr] zeroinitializer")
@@ -315,6 +340,11 @@ def _wrapper(ml: ModuleLowering, idx: int, linkage: str) -> str:
     return "\n".join(lines)
 
 
+def _is_literal(value: str) -> bool:
+    """An operand that is a constant in the IR (pushed by i32.const / i64.const)."""
+    return value[0] != "%"
+
+
 class _FuncLowerer:
     def __init__(self, ml: ModuleLowering, idx: int, fn: Function) -> None:
         self.ml = ml
@@ -338,8 +368,8 @@ class _FuncLowerer:
         self.frames: list[_Frame] = []
         self.dead = False
         self.cur = "b0"
-        self.trap_in: list[str] = []  # phi incoming for the trap block
-        self.prop_in: list[str] = []  # phi incoming for the status-propagation block
+        self.has_trap = False  # a trap site exists (the trap block is needed)
+        self.has_prop = False  # a call status is checked (the propagation block is needed)
         self.local_types: list[str] = []
         self.globals_used: set[int] = set()
         self.need_imports = False
@@ -382,25 +412,51 @@ class _FuncLowerer:
         del self.stack[-n:]
         return vals
 
+    # Trap sites and failed calls reach the function's shared trap and propagation blocks
+    # through a small block of their own that stores what happened in an alloca. A phi
+    # in the shared block would have one entry per site, and LLVM's instruction
+    # selection looks up a phi's entry per predecessor: quadratic in the sites.
+    def _trap_site(self, code: int | str, offset: int) -> str:
+        """A block that records (code, offset) and jumps to the trap block; its label."""
+        name = self.label("tr")
+        lines = [f"{name}:"]
+        if isinstance(code, int):
+            lines.append(f"  store i64 {(code << TRAP_CODE_SHIFT) | offset}, ptr %trapinfo")
+        else:
+            w, sh, packed = self.tmp(), self.tmp(), self.tmp()
+            lines += [f"  {w} = zext i32 {code} to i64",
+                      f"  {sh} = shl i64 {w}, {TRAP_CODE_SHIFT}",
+                      f"  {packed} = or i64 {sh}, {offset}",
+                      f"  store i64 {packed}, ptr %trapinfo"]
+        lines.append("  br label %trap")
+        self.deferred.extend(lines)
+        self.has_trap = True
+        return name
+
     def trap_if(self, cond: str, code: int | str, offset: int) -> None:
-        """Branch to the trap block when cond holds; continue in a fresh block."""
+        """Branch to the trap block when cond holds; continue in a fresh block. A static
+        code is recorded before the branch (one store, no extra block: fewer blocks make
+        the baseline tier's code generation faster, and the optimising tier promotes the
+        store away); a dynamic one in a site block of its own."""
         ok = self.label("ok")
-        self.emit(f"br i1 {cond}, label %trap, label %{ok}")
-        self.trap_in.append(f"[{code}, %{self.cur}]")
-        self._trap_off.append(f"[{offset}, %{self.cur}]")
+        if isinstance(code, int):
+            self.emit(f"store i64 {(code << TRAP_CODE_SHIFT) | offset}, ptr %trapinfo")
+            self.emit(f"br i1 {cond}, label %trap, label %{ok}")
+            self.has_trap = True
+        else:
+            self.emit(f"br i1 {cond}, label %{self._trap_site(code, offset)}, label %{ok}")
         self.start_block(ok)
 
     def trap_now(self, code: int, offset: int) -> None:
-        self.emit("br label %trap")
-        self.trap_in.append(f"[{code}, %{self.cur}]")
-        self._trap_off.append(f"[{offset}, %{self.cur}]")
+        self.emit(f"br label %{self._trap_site(code, offset)}")
 
     def check_status(self, st: str) -> None:
         bad = self.tmp()
         self.emit(f"{bad} = icmp ne i32 {st}, 0")
-        ok = self.label("ok")
-        self.emit(f"br i1 {bad}, label %prop, label %{ok}")
-        self.prop_in.append(f"[{st}, %{self.cur}]")
+        ok, site = self.label("ok"), self.label("pr")
+        self.emit(f"br i1 {bad}, label %{site}, label %{ok}")
+        self.deferred += [f"{site}:", f"  store i32 {st}, ptr %propst", "  br label %prop"]
+        self.has_prop = True
         self.start_block(ok)
 
     def ctx_field(self, offset: int, ty: str = "ptr") -> str:
@@ -443,6 +499,8 @@ class _FuncLowerer:
         self.trap_if(oob, _T_OOB, offset)
 
     def effective_address(self, addr: str, mem_offset: int) -> str:
+        if _is_literal(addr):
+            return str((int(addr) & 0xFFFFFFFF) + mem_offset)
         ea = self.tmp()
         self.emit(f"{ea} = zext i32 {addr} to i64")
         if mem_offset:
@@ -523,7 +581,6 @@ class _FuncLowerer:
     # --- the function ---------------------------------------------------------------
     def lower(self) -> str:
         fn, ft, idx = self.fn, self.ft, self.idx
-        self._trap_off: list[str] = []
         for t in ft.params + tuple(fn.locals):
             _check_compilable_type(t, idx)
         for t in ft.results:
@@ -565,19 +622,22 @@ class _FuncLowerer:
             text += [f"  %gas = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_GAS}",
                      "  store i64 %gas.in, ptr %gas"]
         text += self.entry
+        text.append("  %trapinfo = alloca i64")
+        if self.has_prop:
+            text.append("  %propst = alloca i32")
         if self.vbuf_slots:
             text.append(f"  %vbuf = alloca [{self.vbuf_slots} x i64], align 8")
         text.append(f"  %budget = sub i64 %budget.in, {cost}")
         text.append("  %exhausted = icmp slt i64 %budget, 0")
-        text.append("  br i1 %exhausted, label %trap, label %b0")
-        self.trap_in.append(f"[{int(TrapKind.CALL_STACK_EXHAUSTED)}, %entry]")
-        self._trap_off.append(f"[{fn.offset}, %entry]")
+        text.append(f"  br i1 %exhausted, label %{self._trap_site(int(TrapKind.CALL_STACK_EXHAUSTED), fn.offset)}, label %b0")
         text += self.out
         text += self.deferred
         # The shared trap block: record what and where, then unwind by status.
         text.append("trap:")
-        text.append(f"  %tc = phi i32 {', '.join(self.trap_in)}")
-        text.append(f"  %to = phi i64 {', '.join(self._trap_off)}")
+        text.append("  %ti = load i64, ptr %trapinfo")
+        text.append(f"  %tcw = lshr i64 %ti, {TRAP_CODE_SHIFT}")
+        text.append("  %tc = trunc i64 %tcw to i32")
+        text.append(f"  %to = and i64 %ti, {(1 << TRAP_CODE_SHIFT) - 1}")
         text.append(f"  %tcp = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_TRAP_CODE}")
         text.append("  store i32 %tc, ptr %tcp")
         text.append(f"  %tfp = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_TRAP_FUNC}")
@@ -585,9 +645,9 @@ class _FuncLowerer:
         text.append(f"  %top = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_TRAP_OFFSET}")
         text.append("  store i64 %to, ptr %top")
         text += self._status_return(str(abi.STATUS_TRAP), "tr")
-        if self.prop_in:
+        if self.has_prop:
             text.append("prop:")
-            text.append(f"  %ps = phi i32 {', '.join(self.prop_in)}")
+            text.append("  %ps = load i32, ptr %propst")
             text += self._status_return("%ps", "pr")
         text.append("}")
         return "\n".join(text)
@@ -1088,10 +1148,13 @@ class _FuncLowerer:
         self.emit(f"{oog} = extractvalue {{i64, i1}} {r}, 1")
         # A negative amount always borrows (the counter is < 2^63); Ewasm reports it as
         # an argument error, not out of gas. LLVM sinks the select into the trap path.
-        neg, code = self.tmp(), self.tmp()
-        self.emit(f"{neg} = icmp slt i64 {amount}, 0")
-        self.emit(f"{code} = select i1 {neg}, i32 {int(TrapKind.NEGATIVE_GAS)}, "
-                  f"i32 {int(TrapKind.OUT_OF_GAS)}")
+        if _is_literal(amount):
+            code: int | str = int(TrapKind.NEGATIVE_GAS if int(amount) < 0 else TrapKind.OUT_OF_GAS)
+        else:
+            neg, code = self.tmp(), self.tmp()
+            self.emit(f"{neg} = icmp slt i64 {amount}, 0")
+            self.emit(f"{code} = select i1 {neg}, i32 {int(TrapKind.NEGATIVE_GAS)}, "
+                      f"i32 {int(TrapKind.OUT_OF_GAS)}")
         self.trap_if(oog, code, off)
         self.emit(f"{ng} = extractvalue {{i64, i1}} {r}, 0")
         self.emit(f"store i64 {ng}, ptr %gas")

@@ -27,7 +27,7 @@ from .stack import run_on_big_stack
 from .values import from_carrier, to_carrier
 
 if TYPE_CHECKING:
-    from ..api import CompiledModule
+    from ..compiled import CompiledModule
 
 # Call-depth budget in Wasm frame units (see compiler.lower.CALL_BASE_COST).
 DEFAULT_STACK_BUDGET = 1 << 20

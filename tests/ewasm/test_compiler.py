@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 import ewasm
 from ewasm.compiler import lower
 from ewasm.compiler.cache import ObjectCache
-from ewasm.compiler.codegen import compile_module, unpack_objects
+from ewasm.compiler.codegen import unpack_objects
+from ewasm.compiler.driver import compile_module
+from ewasm.compiler.pipeline import OPTIMIZED
 from ewasm.compiler.target import TargetSpec
+from ewasm.compiler.workers import WorkerPool
 
 wasmtime = pytest.importorskip("wasmtime", reason="wasmtime (a test dependency) is needed")
 
@@ -134,10 +137,13 @@ def test_partitioned_compile_is_deterministic_and_correct(shared, monkeypatch):
     module = ewasm.validate(wasm)
     monkeypatch.setattr(lower, "PARTITION_INSTRUCTIONS", 300)
     assert lower.partition_count(module) == 4
-    monkeypatch.setenv("EWASM_COMPILE_JOBS", "1")
-    payload = compile_module(module)
+    serial = WorkerPool(1, TargetSpec.portable())
+    try:
+        payload = compile_module(module, OPTIMIZED, pool=serial)
+    finally:
+        serial.close()
     assert len(unpack_objects(payload)) == 4
-    assert compile_module(module) == payload
+    assert compile_module(module, OPTIMIZED) == payload  # in parallel: the same bytes
     compiled = ewasm.CompiledModule(wasm, module, payload, b"k" * 32, ewasm.Features())
     inst = ewasm.instantiate(compiled)
     inst.invoke("fill", 4096, 12345)
@@ -148,12 +154,12 @@ def test_partitioned_compile_is_deterministic_and_correct(shared, monkeypatch):
 
 def test_cache_key_covers_target_and_features():
     wasm = b"\0asm\1\0\0\0"
-    base = ewasm.api.cache_key(wasm, ewasm.Features(), TargetSpec.portable())
+    base = ewasm.compiled.cache_key(wasm, ewasm.Features(), TargetSpec.portable())
     other_cpu = TargetSpec("x86_64-unknown-linux-gnu", "znver3")
-    assert ewasm.api.cache_key(wasm, ewasm.Features(), other_cpu) != base
-    assert ewasm.api.cache_key(wasm, ewasm.Features(bulk_memory=False),
+    assert ewasm.compiled.cache_key(wasm, ewasm.Features(), other_cpu) != base
+    assert ewasm.compiled.cache_key(wasm, ewasm.Features(bulk_memory=False),
                                TargetSpec.portable()) != base
-    assert ewasm.api.cache_key(wasm + b"\0", ewasm.Features(), TargetSpec.portable()) != base
+    assert ewasm.compiled.cache_key(wasm + b"\0", ewasm.Features(), TargetSpec.portable()) != base
 
 
 CACHE_WAT = '(module (func (export "f") (result i32) (i32.const 7)))'
