@@ -42,21 +42,22 @@ class _Prepared:
 
 
 _cache_lock = threading.Lock()
-_cache: OrderedDict[tuple[bytes, bool, bool], _Prepared | ContractValidationError] = \
+_cache: OrderedDict[tuple[bytes, bool, bool, str], _Prepared | ContractValidationError] = \
     OrderedDict()
 CACHE_ENTRIES = 512
 
 
 def prepare_contract(code: bytes, *, debug: bool = False,
-                     metering: bool = False) -> _Prepared:
-    """Check (ContractValidationError) and compile a contract; cached by code hash."""
-    key = (hashlib.sha256(code).digest(), debug, metering)
+                     metering: bool = False, tier: str = "auto") -> _Prepared:
+    """Check (ContractValidationError) and compile a contract; cached by code hash. tier:
+    as ewasm.compile's ("auto": baseline first, optimised from the second call on)."""
+    key = (hashlib.sha256(code).digest(), debug, metering, tier)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
     if hit is None:
-        hit = _prepare(code, debug, metering)
+        hit = _prepare(code, debug, metering, tier)
         with _cache_lock:
             _cache[key] = hit
             while len(_cache) > CACHE_ENTRIES:
@@ -66,7 +67,8 @@ def prepare_contract(code: bytes, *, debug: bool = False,
     return hit
 
 
-def _prepare(code: bytes, debug: bool, metering: bool) -> _Prepared | ContractValidationError:
+def _prepare(code: bytes, debug: bool, metering: bool,
+             tier: str) -> _Prepared | ContractValidationError:
     if code[4:8] != WASM_VERSION_1:
         return ContractValidationError(f"Wasm version {code[4:8].hex()} is not 1", offset=4)
     try:
@@ -85,7 +87,7 @@ def _prepare(code: bytes, debug: bool, metering: bool) -> _Prepared | ContractVa
     except WasmError as exc:  # DecodeError, ValidationError, MeteringError
         return ContractValidationError(f"{type(exc).__name__}: {exc}", offset=exc.offset,
                                        func_index=exc.func_index)
-    compiled = compile(code, CONTRACT_FEATURES, engine_gas=True, module=module)
+    compiled = compile(code, CONTRACT_FEATURES, engine_gas=True, module=module, tier=tier)
     externs = []
     for imp in module.imports:
         if imp.kind != EXTERN_FUNC:  # check_contract refuses these; be safe
@@ -99,7 +101,7 @@ def _prepare(code: bytes, debug: bool, metering: bool) -> _Prepared | ContractVa
 
 def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
             debug: bool = False, metering: bool = False,
-            evm1_mode: str = "reject") -> Result:
+            evm1_mode: str = "reject", tier: str = "auto") -> Result:
     """Run `code` for `message` against `host` (EVMC's execute for Ewasm).
 
     debug: allow the `debug` import namespace. metering: inject Ewasm gas metering into
@@ -122,7 +124,7 @@ def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
                 return Result.make(StatusCode.REJECTED, message="not Wasm code")
             return Result.make(StatusCode.FAILURE, message="not Wasm code (EVM code rejected)")
         try:
-            prepared = prepare_contract(code, debug=debug, metering=metering)
+            prepared = prepare_contract(code, debug=debug, metering=metering, tier=tier)
         except ContractValidationError as exc:
             return Result.make(CVF, message=str(exc))
         # The frame stack lives on the thread that runs compiled code.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..module import Module
 from .codegen import pack_objects
-from .lower import lower_module, partition_count
+from .lower import lower_partitions, partition_count
 from .pipeline import BASELINE, Pipeline, Tier
 from .workers import WorkerPool, foreground
 
@@ -26,11 +26,13 @@ def compile_module(
     pool = pool or foreground()
     # Workers boot (~0.1 s) while this process lowers the module.
     pool.warm()
+    baseline = pipeline.tier is Tier.BASELINE
+    k = partition_count(module, baseline)
+    # The baseline tier's partitions are lowered one by one while workers compile the
+    # previous ones.
+    texts = lower_partitions(module, gas_import, k, inline_copies=not baseline)
     try:
-        texts = lower_module(module, gas_import,
-                             partition_count(module, pipeline.tier is Tier.BASELINE))
-    except CompileError:
-        raise
+        return pack_objects(pool.compile(texts, pipeline, count=k, verify=verify,
+                                         timeout=timeout))
     except RecursionError:
         raise CompileError("internal compiler error: lowering recursed too deeply") from None
-    return pack_objects(pool.compile(texts, pipeline, verify=verify, timeout=timeout))

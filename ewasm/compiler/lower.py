@@ -12,6 +12,7 @@ Layouts come from abi.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..decoder import block_signature
@@ -23,8 +24,15 @@ from . import abi
 
 _LT = {I32: "i32", I64: "i64", F32: "i32", F64: "i64"}  # floats travel as their bits
 
-# Frame cost in budget units: a fixed charge per call plus the Wasm-level frame size.
+# Frame cost in budget units: a fixed charge per call plus the Wasm-level frame size
+# (locals and operand-stack height) plus one unit per BODY_INSTRUCTIONS_PER_UNIT
+# instructions of the body. The last term bounds native frames by the budget: the
+# baseline tier's register allocator gives every value that lives across a basic block
+# its own stack slot, so its frames grow with the body (measured at most ~16 bytes per
+# instruction, real contracts 3-5), and without the term a long function recursing
+# would overflow the native stack long before its budget ran out.
 CALL_BASE_COST = 8
+BODY_INSTRUCTIONS_PER_UNIT = 8
 # Leaf functions up to this many instructions are forced inline into their callers.
 INLINE_LIMIT = 48
 
@@ -157,22 +165,13 @@ def partition_count(module: Module, baseline: bool = False) -> int:
 
 def lower_module(module: Module, gas_import: int | None = None,
                  partitions: int | None = None) -> list[str]:
-    """The module as LLVM IR texts, one per partition (deterministic for a module).
+    """The module as LLVM IR texts, one per partition (deterministic for a module)."""
+    return list(lower_partitions(module, gas_import, partitions))
 
-    Partition 0 also holds the function table. With several partitions, functions get
-    external linkage so that calls link across objects, and each partition carries
-    `available_externally` copies of the leaf functions it would inline."""
-    ml = ModuleLowering(module, gas_import)
-    k = partitions or partition_count(module)
-    nimp = ml.num_imported
-    texts: dict[int, str] = {}
-    callees: dict[int, set[int]] = {}
-    for i, fn in enumerate(module.codes):
-        idx = nimp + i
-        lowering = _FuncLowerer(ml, idx, fn)
-        texts[idx] = lowering.lower()
-        callees[idx] = lowering.callees
-    # Greedy bin packing, largest first; ties broken by index for determinism.
+
+def assign_partitions(module: Module, k: int, nimp: int) -> list[list[int]]:
+    """Greedy bin packing of the functions, largest first; ties broken by index, so the
+    assignment depends only on the module."""
     bins: list[list[int]] = [[] for _ in range(k)]
     loads = [0] * k
     order = sorted(range(len(module.codes)), key=lambda i: (-len(module.codes[i].body), i))
@@ -180,23 +179,56 @@ def lower_module(module: Module, gas_import: int | None = None,
         b = min(range(k), key=lambda j: (loads[j], j))
         bins[b].append(nimp + i)
         loads[b] += len(module.codes[i].body) + 1
-    linkage = "internal " if k == 1 else ""
-    out = []
-    for p, members in enumerate(bins):
+    for members in bins:
         members.sort()
+    return bins
+
+
+def lower_partitions(module: Module, gas_import: int | None = None,
+                     partitions: int | None = None, *,
+                     inline_copies: bool = True) -> Iterator[str]:
+    """The partitions' IR texts, in order, each as soon as it is lowered.
+
+    Partition 0 also holds the function table. With several partitions, functions get
+    external linkage so that calls link across objects. With inline_copies (for the
+    optimising tier), each partition carries `available_externally` copies of the leaf
+    functions it would inline, so every function is lowered before the first text;
+    without (the baseline tier inlines nothing), a partition is lowered only when it is
+    asked for, and compiling the first can start while the next is lowered."""
+    ml = ModuleLowering(module, gas_import)
+    k = partitions or partition_count(module)
+    nimp = ml.num_imported
+    texts: dict[int, str] = {}
+    callees: dict[int, set[int]] = {}
+
+    def lower_one(idx: int) -> None:
+        lowering = _FuncLowerer(ml, idx, module.codes[idx - nimp])
+        texts[idx] = lowering.lower()
+        callees[idx] = lowering.callees
+
+    if inline_copies:
+        for i in range(len(module.codes)):
+            lower_one(nimp + i)
+    linkage = "internal " if k == 1 else ""
+    for p, members in enumerate(assign_partitions(module, k, nimp)):
         mine = set(members)
         parts: list[str] = []
         for idx in members:
+            if idx not in texts:
+                lower_one(idx)
             parts.append(texts[idx].replace("define @@LINKAGE@@", f"define {linkage}", 1))
             if idx in ml.escaping:
                 parts.append(_wrapper(ml, idx, linkage))
         needed = set().union(*(callees[idx] for idx in members)) - mine
         for idx in sorted(needed):
-            if idx in ml.inline:
+            if inline_copies and idx in ml.inline:
                 parts.append(texts[idx].replace("define @@LINKAGE@@",
                                                 "define available_externally ", 1))
             else:
                 parts.append(_declare(ml, idx))
+        if not inline_copies:
+            for idx in members:  # the text is in this partition's output now
+                del texts[idx]
         if p == 0:
             n = len(module.codes)
             for i in range(n):
@@ -220,8 +252,7 @@ def lower_module(module: Module, gas_import: int | None = None,
             head.append(_GROW_HELPER)
         head.append("attributes #0 = { nounwind }")
         head.append("attributes #1 = { nounwind alwaysinline }")
-        out.append("\n".join(head) + "\n" + body + "\n")
-    return out
+        yield "\n".join(head) + "\n" + body + "\n"
 
 
 def _declare(ml: ModuleLowering, idx: int) -> str:
@@ -609,7 +640,8 @@ class _FuncLowerer:
         self.start_block("b0")
         self._body()
 
-        cost = CALL_BASE_COST + len(self.local_types) + self.max_height
+        cost = (CALL_BASE_COST + len(self.local_types) + self.max_height
+                + len(fn.body) // BODY_INSTRUCTIONS_PER_UNIT)
         attrs = "#1" if idx in self.ml.inline else "#0"
         gas_param = ["i64 %gas.in"] if self.gas else []
         sig = ", ".join(["ptr %ctx", "i64 %budget.in"] + gas_param

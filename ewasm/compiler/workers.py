@@ -20,11 +20,14 @@ import atexit
 import dataclasses
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+from collections.abc import Iterable
 from functools import cache
 
 from ..errors import CompileError
@@ -159,59 +162,72 @@ class WorkerPool:
                     worker.kill()
             self._cond.notify()
 
-    def compile(self, texts: list[str], pipeline: Pipeline, *, verify: bool = False,
-                timeout: float | None = None, jobs: int | None = None) -> list[bytes]:
-        """IR texts -> objects, text k on worker k % jobs. Raises CompileError when LLVM
-        refuses or crashes; with a timeout, a worker that takes longer is killed."""
-        jobs = max(1, min(jobs or self.size, self.size, len(texts)))
-        slots = [list(range(s, len(texts), jobs)) for s in range(jobs)]
+    def compile(self, texts: Iterable[str], pipeline: Pipeline, *, count: int | None = None,
+                verify: bool = False, timeout: float | None = None,
+                jobs: int | None = None) -> list[bytes]:
+        """IR texts -> objects, text k on worker k % jobs. `texts` may be a generator of
+        `count` texts: each is sent as soon as it is produced, so producing the next
+        overlaps compiling the previous. Raises CompileError when LLVM refuses or
+        crashes; with a timeout, workers still busy after it are killed."""
+        if count is None:
+            texts = list(texts)
+            count = len(texts)
+        jobs = max(1, min(jobs or self.size, self.size, count))
+        queues: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(jobs)]
         results: dict[int, bytes] = {}
         errors: list[str] = []
+        head = [pipeline.key().encode(), b"1" if verify else b"0"]
 
-        def run(slot: list[int]) -> None:
+        def run(q: queue.SimpleQueue) -> None:
+            worker, healthy = None, True
             try:
-                worker = self._acquire()
-            except CompileError as exc:
+                while (item := q.get()) is not None:
+                    if errors:
+                        continue  # drain: the compile has failed already
+                    if worker is None:
+                        worker = self._acquire()
+                    k, text = item
+                    healthy = False
+                    answer = worker.request(head + [text.encode()])
+                    if answer[:1] == [b"ok"] and len(answer) == 2:
+                        results[k] = answer[1]
+                        healthy = True
+                    elif answer[:1] == [b"error"] and len(answer) == 2:
+                        errors.append(answer[1].decode(errors="replace"))
+                        healthy = True
+                    else:
+                        errors.append("the compile worker answered a malformed reply")
+            except CompileError as exc:  # no worker could be started
                 errors.append(str(exc))
-                return
-            healthy = False
-            try:
-                items = [pipeline.key().encode(), b"1" if verify else b"0"]
-                answer = worker.request(items + [texts[k].encode() for k in slot])
-                if answer[:1] == [b"ok"] and len(answer) == len(slot) + 1:
-                    results.update(zip(slot, answer[1:], strict=True))
-                    healthy = True
-                elif answer[:1] == [b"error"] and len(answer) == 2:
-                    errors.append(answer[1].decode(errors="replace"))
-                    healthy = True
-                else:
-                    errors.append("the compile worker answered a malformed reply")
             except (OSError, EOFError, ValueError):
-                errors.append(worker.failure())
+                errors.append(worker.failure() if worker else "the compile worker failed")
+                healthy = False
             finally:
-                self._release(worker, healthy)
+                if worker is not None:
+                    self._release(worker, healthy)
 
-        threads = [threading.Thread(target=run, args=(slot,), daemon=True) for slot in slots[1:]]
+        threads = [threading.Thread(target=run, args=(q,), daemon=True) for q in queues]
         for t in threads:
             t.start()
-        if timeout is None:
-            run(slots[0])
+        try:
+            for k, text in enumerate(texts):
+                queues[k % jobs].put((k, text))
+        finally:
+            for q in queues:
+                q.put(None)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in threads):
+            self._kill_busy()
             for t in threads:
                 t.join()
-        else:
-            first = threading.Thread(target=run, args=(slots[0],), daemon=True)
-            first.start()
-            threads.append(first)
-            for t in threads:
-                t.join(timeout)
-            if any(t.is_alive() for t in threads):
-                self._kill_busy()
-                for t in threads:
-                    t.join()
-                raise CompileError(f"{pipeline.tier.value} compile took over {timeout:g} s")
+            raise CompileError(f"{pipeline.tier.value} compile took over {timeout:g} s")
         if errors:
             raise CompileError(errors[0])
-        return [results[k] for k in range(len(texts))]
+        if len(results) != count:
+            raise CompileError(f"compile produced {len(results)} of {count} objects")
+        return [results[k] for k in range(count)]
 
     def _kill_busy(self) -> None:
         """Kill the workers that are not idle (their requests then fail with EOF)."""

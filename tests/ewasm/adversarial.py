@@ -166,6 +166,25 @@ def block_results(n: int) -> bytes:
     return contract([_body([(1, I32)], code)])
 
 
+def _recursion(n: int, step: bytes) -> bytes:
+    """main repeats `step` n times, then calls itself until the call-depth budget runs
+    out: a long body whose values live across many basic blocks (big native frames on
+    the baseline tier), recursing as deep as the engine lets it."""
+    return contract([_body([(2, I32)], step * n + bytes([CALL, 0]))])
+
+
+def recursion_loads(n: int) -> bytes:
+    # The first local.get lives across the load's bounds check.
+    return _recursion(n, bytes([LOCAL_GET, 0, LOCAL_GET, 0, I32_LOAD, 2, 0, I32_ADD,
+                                LOCAL_SET, 1]))
+
+
+def recursion_divs(n: int) -> bytes:
+    # Both operands and a value below them live across the division's checks.
+    return _recursion(n, bytes([LOCAL_GET, 1, LOCAL_GET, 0, LOCAL_GET, 1, I32_CONST, 1, 0x72,
+                                0x6E, I32_ADD, LOCAL_SET, 1]))  # i32.or, i32.div_u
+
+
 FAMILIES: dict[str, Callable[[int], bytes]] = {
     "nested_blocks": nested_blocks,
     "br_table": br_table,
@@ -175,6 +194,8 @@ FAMILIES: dict[str, Callable[[int], bytes]] = {
     "big_data": big_data,
     "deep_loops": deep_loops,
     "block_results": block_results,
+    "recursion_loads": recursion_loads,
+    "recursion_divs": recursion_divs,
 }
 
 
