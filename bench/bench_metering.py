@@ -39,8 +39,8 @@ def main() -> int:
     def pair(path: Path):
         plain = path.read_bytes()
         metered = gasmeter.inject(plain)
-        a = ewasm.instantiate(ewasm.compile(plain, cache=cache))
-        b = ewasm.instantiate(metered, cache=cache, gas_limit=GAS_LIMIT)
+        a = ewasm.instantiate(ewasm.compile(plain, cache=cache, tier="optimized"))
+        b = ewasm.instantiate(metered, cache=cache, gas_limit=GAS_LIMIT, tier="optimized")
         return a, b
 
     kern, kern_m = pair(kdir / "kernels.wasm")

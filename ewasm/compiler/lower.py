@@ -69,6 +69,8 @@ _STOREOPS = {0x36: ("i32", "i32", 4), 0x37: ("i64", "i64", 8), 0x3A: ("i32", "i8
              0x3B: ("i32", "i16", 2), 0x3C: ("i64", "i8", 1), 0x3D: ("i64", "i16", 2),
              0x3E: ("i64", "i32", 4)}
 
+_MEMORY_OPS = frozenset({*_LOADOPS, *_STOREOPS, 0x3F, 0x40, 0xFC08, 0xFC0A, 0xFC0B})
+
 _T_OOB = int(TrapKind.MEMORY_OUT_OF_BOUNDS)
 _T_TABLE_OOB = int(TrapKind.TABLE_OUT_OF_BOUNDS)
 
@@ -250,8 +252,11 @@ def lower_partitions(module: Module, gas_import: int | None = None,
                 if f"@llvm.{_INTRINSIC_NAMES[name]}(" in body]
         if "@ewasm.memory_grow(" in body:
             head.append(_GROW_HELPER)
+        if "@ewasm.trap(" in body:
+            head.append(_TRAP_HELPER)
         head.append("attributes #0 = { nounwind }")
         head.append("attributes #1 = { nounwind alwaysinline }")
+        head.append("attributes #2 = { nounwind noinline cold }")
         yield "\n".join(head) + "\n" + body + "\n"
 
 
@@ -282,6 +287,22 @@ _INTRINSIC_NAMES = {
     "memset": "memset.p0.i64", "memmove": "memmove.p0.p0.i64", "memcpy": "memcpy.p0.p0.i64",
     **{k: k for k in _INTRINSIC_DECLS if "." in k and not k.startswith("mem")},
 }
+
+# What every function's trap block does, out of line: one copy per partition instead of
+# a dozen instructions in every function (the baseline tier pays per IR instruction).
+_TRAP_HELPER = f"""define internal void @ewasm.trap(ptr %ctx, i32 %func, i64 %info) #2 {{
+entry:
+  %tcw = lshr i64 %info, {TRAP_CODE_SHIFT}
+  %tc = trunc i64 %tcw to i32
+  %to = and i64 %info, {(1 << TRAP_CODE_SHIFT) - 1}
+  %tcp = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_TRAP_CODE}
+  store i32 %tc, ptr %tcp
+  %tfp = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_TRAP_FUNC}
+  store i32 %func, ptr %tfp
+  %top = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_TRAP_OFFSET}
+  store i64 %to, ptr %top
+  ret void
+}}"""
 
 _GROW_HELPER = f"""define internal i32 @ewasm.memory_grow(ptr %m, i32 %delta) #0 {{
 entry:
@@ -484,9 +505,10 @@ class _FuncLowerer:
     def check_status(self, st: str) -> None:
         bad = self.tmp()
         self.emit(f"{bad} = icmp ne i32 {st}, 0")
-        ok, site = self.label("ok"), self.label("pr")
-        self.emit(f"br i1 {bad}, label %{site}, label %{ok}")
-        self.deferred += [f"{site}:", f"  store i32 {st}, ptr %propst", "  br label %prop"]
+        ok = self.label("ok")
+        # Recorded before the branch, as a static trap code (see trap_if).
+        self.emit(f"store i32 {st}, ptr %propst")
+        self.emit(f"br i1 {bad}, label %prop, label %{ok}")
         self.has_prop = True
         self.start_block(ok)
 
@@ -502,7 +524,7 @@ class _FuncLowerer:
         return p
 
     def reload_memory(self) -> None:
-        if not self.ml.has_memory:
+        if not self.uses_memory:
             return
         b = self.tmp()
         self.emit(f"{b} = load ptr, ptr %mdesc")
@@ -624,7 +646,9 @@ class _FuncLowerer:
             self.entry.append(f"  store {lt} {name}, ptr %l{k}")
         for k in range(len(params), len(self.local_types)):
             self.entry.append(f"  store {self.local_types[k]} 0, ptr %l{k}")
-        if self.ml.has_memory:
+        # Only a function that touches memory itself keeps its base and size.
+        self.uses_memory = self.ml.has_memory and any(op in _MEMORY_OPS for op, _, _ in fn.body)
+        if self.uses_memory:
             self.entry.append("  %mdesc = load ptr, ptr %ctx")
             self.entry.append("  %mbase = alloca ptr")
             self.entry.append("  %msize = alloca i64")
@@ -667,15 +691,7 @@ class _FuncLowerer:
         # The shared trap block: record what and where, then unwind by status.
         text.append("trap:")
         text.append("  %ti = load i64, ptr %trapinfo")
-        text.append(f"  %tcw = lshr i64 %ti, {TRAP_CODE_SHIFT}")
-        text.append("  %tc = trunc i64 %tcw to i32")
-        text.append(f"  %to = and i64 %ti, {(1 << TRAP_CODE_SHIFT) - 1}")
-        text.append(f"  %tcp = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_TRAP_CODE}")
-        text.append("  store i32 %tc, ptr %tcp")
-        text.append(f"  %tfp = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_TRAP_FUNC}")
-        text.append(f"  store i32 {idx}, ptr %tfp")
-        text.append(f"  %top = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_TRAP_OFFSET}")
-        text.append("  store i64 %to, ptr %top")
+        text.append(f"  call void @ewasm.trap(ptr %ctx, i32 {idx}, i64 %ti)")
         text += self._status_return(str(abi.STATUS_TRAP), "tr")
         if self.has_prop:
             text.append("prop:")

@@ -77,21 +77,37 @@ def _body(locals_: list[tuple[int, int]], code: bytes) -> bytes:
     return _vec([uleb(n) + bytes([t]) for n, t in locals_]) + code + bytes([END])
 
 
+# Nesting deeper than this is refused by the engine's limits (ewasm/limits.py); the deep
+# shapes repeat groups of this depth instead.
+GROUP_DEPTH = 500
+
+
+def _groups(n: int, group) -> bytes:
+    code = b""
+    while n > 0:
+        code += group(min(n, GROUP_DEPTH))
+        n -= GROUP_DEPTH
+    return code
+
+
 def nested_blocks(n: int) -> bytes:
-    """n nested blocks, each left by a br_if on a local: the shape that made SimplifyCFG
-    abort ('Iterative simplification didn't converge')."""
-    code = bytes([BLOCK, EMPTY]) * n
-    for k in range(n):
-        code += bytes([LOCAL_GET, 0, BR_IF]) + uleb(min(k % 3, n - k)) + bytes([END])
-    return contract([_body([(1, I32)], code)])
+    """n blocks in nests of GROUP_DEPTH, each left by a br_if on a local: the shape that
+    made SimplifyCFG abort ('Iterative simplification didn't converge')."""
+    def group(g: int) -> bytes:
+        code = bytes([BLOCK, EMPTY]) * g
+        for k in range(g):
+            code += bytes([LOCAL_GET, 0, BR_IF]) + uleb(min(k % 3, g - k - 1)) + bytes([END])
+        return code
+    return contract([_body([(1, I32)], _groups(n, group))])
 
 
 def br_table(n: int) -> bytes:
-    """One br_table with n targets over n nested blocks, each block storing its depth."""
-    code = bytes([BLOCK, EMPTY]) * n
-    code += bytes([LOCAL_GET, 0, BR_TABLE]) + uleb(n) + b"".join(uleb(k) for k in range(n))
-    code += uleb(n - 1)
-    for k in range(n):
+    """A br_table of n targets over nested blocks, each block end storing its depth."""
+    d = min(n, GROUP_DEPTH)
+    code = bytes([BLOCK, EMPTY]) * d
+    code += bytes([LOCAL_GET, 0, BR_TABLE]) + uleb(n) + b"".join(uleb(k % d) for k in range(n))
+    code += uleb(d - 1)
+    for k in range(d):
         code += bytes([END, I32_CONST, 0, I32_CONST]) + sleb(k) + bytes([I32_STORE, 2, 0])
     return contract([_body([(1, I32)], code)])
 
@@ -146,24 +162,26 @@ def big_data(n: int) -> bytes:
 
 
 def deep_loops(n: int) -> bytes:
-    """n nested loops, each run once, each with an if/else inside."""
-    code = b""
-    for _ in range(n):
-        code += bytes([LOOP, EMPTY, LOCAL_GET, 0, IF, EMPTY, LOCAL_GET, 0, I32_CONST, 1,
-                       I32_ADD, LOCAL_SET, 0, ELSE, LOCAL_GET, 0, I32_CONST, 3, I32_XOR,
-                       LOCAL_SET, 0, END])
-    code += bytes([END]) * n
-    return contract([_body([(1, I32)], code)])
+    """n loops in nests of GROUP_DEPTH, each run once, each with an if/else inside."""
+    def group(g: int) -> bytes:
+        code = b""
+        for _ in range(g):
+            code += bytes([LOOP, EMPTY, LOCAL_GET, 0, IF, EMPTY, LOCAL_GET, 0, I32_CONST, 1,
+                           I32_ADD, LOCAL_SET, 0, ELSE, LOCAL_GET, 0, I32_CONST, 3, I32_XOR,
+                           LOCAL_SET, 0, END])
+        return code + bytes([END]) * g
+    return contract([_body([(1, I32)], _groups(n, group))])
 
 
 def block_results(n: int) -> bytes:
-    """n nested i64-valued blocks, each with a br_if out carrying a value."""
-    code = bytes([BLOCK, I64]) * n + bytes([I64_CONST, 1])
-    for k in range(n):
-        code += bytes([LOCAL_GET, 0, BR_IF]) + uleb(min(k % 2, n - k))
-        code += bytes([I64_CONST, 3, I64_ADD, END])
-    code += bytes([DROP])
-    return contract([_body([(1, I32)], code)])
+    """i64-valued blocks in nests of GROUP_DEPTH, each with a br_if out carrying a value."""
+    def group(g: int) -> bytes:
+        code = bytes([BLOCK, I64]) * g + bytes([I64_CONST, 1])
+        for k in range(g):
+            code += bytes([LOCAL_GET, 0, BR_IF]) + uleb(min(k % 2, g - k - 1))
+            code += bytes([I64_CONST, 3, I64_ADD, END])
+        return code + bytes([DROP])
+    return contract([_body([(1, I32)], _groups(n, group))])
 
 
 def _recursion(n: int, step: bytes) -> bytes:
