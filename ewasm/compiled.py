@@ -25,6 +25,7 @@ from .compiler.workers import background
 from .decoder import decode_module
 from .errors import CompileError, DecodeError
 from .features import Features
+from .limits import DEFAULT_LIMITS
 from .module import EXTERN_FUNC, EXTERN_NAMES, Module
 from .runtime.linker import LoadedCode, load_object
 from .types import I64, FuncType
@@ -54,6 +55,8 @@ def cache_key(wasm: bytes, features: Features, spec: TargetSpec, engine_gas: boo
         llvm_version(),
         spec.key(),
         f"features={features.key()}",
+        # A cached module was accepted under these limits; a hit skips re-validating.
+        f"limits={DEFAULT_LIMITS.key()}",
         f"pipeline={pipe.key()}",
     ):
         h.update(part.encode() + b"\0")

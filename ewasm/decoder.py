@@ -8,8 +8,9 @@ bytes) and otherwise ignored.
 
 from __future__ import annotations
 
-from .errors import DecodeError
+from .errors import DecodeError, DecodeLimitError
 from .features import Features
+from .limits import DEFAULT_LIMITS, ImplementationLimits
 from .module import (
     DATA_ACTIVE,
     DATA_PASSIVE,
@@ -60,7 +61,6 @@ _SECTION_ORDER = {
 }
 
 _NUM_TYPES = frozenset({I32, I64, F32, F64})
-_MAX_LOCALS = 50000  # the limit the reference engines use; guards huge allocations
 
 # Signed LEB128 first bytes that are one-byte valtypes, for blocktype decoding.
 _BLOCK_VALTYPES = {-1: I32, -2: I64, -3: F32, -4: F64}
@@ -68,26 +68,43 @@ BLOCK_EMPTY = -64
 
 
 def decode_module(
-    data: bytes, features: Features | None = None, *, skip_bodies: bool = False
+    data: bytes, features: Features | None = None, *, skip_bodies: bool = False,
+    limits: ImplementationLimits | None = None,
 ) -> Module:
-    """Decode a Wasm binary. Raises DecodeError for anything malformed.
+    """Decode a Wasm binary. Raises DecodeError for anything malformed, DecodeLimitError
+    (a DecodeError) for a count or size over `limits` (default DEFAULT_LIMITS).
 
     With skip_bodies, function bodies are only delimited, not decoded: enough to
-    instantiate code that was compiled (and so validated) before."""
-    return _Decoder(bytes(data), features or Features.all(), skip_bodies).decode()
+    instantiate code that was compiled (and so validated) before. The limits on what
+    is inside a body (locals, instructions, br_table targets) are then not checked."""
+    return _Decoder(bytes(data), features or Features.all(), skip_bodies,
+                    limits or DEFAULT_LIMITS).decode()
 
 
 class _Decoder:
-    def __init__(self, data: bytes, features: Features, skip_bodies: bool = False) -> None:
+    def __init__(self, data: bytes, features: Features, skip_bodies: bool = False,
+                 limits: ImplementationLimits = DEFAULT_LIMITS) -> None:
         self.skip_bodies = skip_bodies
         self.data = data
         self.features = features
+        self.limits = limits
         self.module = Module()
         self.func_count: int | None = None
         self.uses_data_count_ops = False
+        # Running totals for the module-wide limits.
+        self.elem_entries = 0
+        self.data_bytes = 0
+        self.locals_total = 0
+        self.instructions = 0
+        self.func_index: int | None = None  # function being decoded, for limit errors
 
     def fail(self, message: str, offset: int) -> DecodeError:
         return DecodeError(message, offset=offset)
+
+    def over(self, limit: str, offset: int, func_index: int | None = None) -> DecodeLimitError:
+        """The error for a count or size over `limit` (a field of ImplementationLimits)."""
+        return DecodeLimitError(self.limits.message(limit), limit=limit, offset=offset,
+                                func_index=func_index)
 
     def decode(self) -> Module:
         data = self.data
@@ -97,6 +114,8 @@ class _Decoder:
             raise self.fail("unexpected end (missing version)", 4)
         if data[4:8] != VERSION:
             raise self.fail("unknown binary version", 4)
+        if len(data) > self.limits.module_size:
+            raise self.over("module_size", self.limits.module_size)
         r = ByteReader(data, 8)
         last_order = 0
         seen_code = False
@@ -142,12 +161,14 @@ class _Decoder:
         return m
 
     # --- sections ------------------------------------------------------------------
-    def _vec_len(self, r: ByteReader) -> int:
+    def _vec_len(self, r: ByteReader, limit: str | None = None) -> int:
         start = r.pos
         n = r.u32()
         # Every element takes at least one byte: a longer count cannot be satisfied.
         if n > r.end - r.pos:
             raise self.fail("length out of bounds (unexpected end)", start)
+        if limit is not None and n > getattr(self.limits, limit):
+            raise self.over(limit, start, self.func_index)
         return n
 
     def _valtype(self, r: ByteReader) -> int:
@@ -186,20 +207,20 @@ class _Decoder:
         return GlobalType(t, bool(mut))
 
     def _sec_1(self, r: ByteReader) -> None:  # type
-        for _ in range(self._vec_len(r)):
+        for _ in range(self._vec_len(r, "types")):
             pos = r.pos
             form = r.byte()
             if form != 0x60:
                 raise self.fail(f"malformed function type form 0x{form:02x}", pos)
-            params = tuple(self._valtype(r) for _ in range(self._vec_len(r)))
+            params = tuple(self._valtype(r) for _ in range(self._vec_len(r, "type_params")))
             rpos = r.pos
-            results = tuple(self._valtype(r) for _ in range(self._vec_len(r)))
+            results = tuple(self._valtype(r) for _ in range(self._vec_len(r, "type_results")))
             if len(results) > 1 and not self.features.multi_value:
                 raise DecodeError("invalid result arity (multi-value disabled)", offset=rpos)
             self.module.types.append(FuncType(params, results))
 
     def _sec_2(self, r: ByteReader) -> None:  # import
-        for _ in range(self._vec_len(r)):
+        for _ in range(self._vec_len(r, "imports")):
             pos = r.pos
             mod = r.name()
             name = r.name()
@@ -218,7 +239,7 @@ class _Decoder:
             self.module.imports.append(Import(mod, name, kind, desc, pos))
 
     def _sec_3(self, r: ByteReader) -> None:  # function
-        self.module.func_types = [r.u32() for _ in range(self._vec_len(r))]
+        self.module.func_types = [r.u32() for _ in range(self._vec_len(r, "functions"))]
 
     def _sec_4(self, r: ByteReader) -> None:  # table
         for _ in range(self._vec_len(r)):
@@ -229,13 +250,13 @@ class _Decoder:
             self.module.memories.append(MemoryType(self._limits(r)))
 
     def _sec_6(self, r: ByteReader) -> None:  # global
-        for _ in range(self._vec_len(r)):
+        for _ in range(self._vec_len(r, "globals")):
             pos = r.pos
             gt = self._globaltype(r)
             self.module.globals.append(Global(gt, self._const_expr(r), pos))
 
     def _sec_7(self, r: ByteReader) -> None:  # export
-        for _ in range(self._vec_len(r)):
+        for _ in range(self._vec_len(r, "exports")):
             pos = r.pos
             name = r.name()
             kpos = r.pos
@@ -253,18 +274,26 @@ class _Decoder:
             raise self.fail("malformed element kind", pos)
         return FUNCREF
 
+    def _elem_count(self, r: ByteReader) -> int:
+        start = r.pos
+        n = self._vec_len(r)
+        self.elem_entries += n
+        if self.elem_entries > self.limits.elem_entries:
+            raise self.over("elem_entries", start)
+        return n
+
     def _func_index_items(self, r: ByteReader) -> list[list[Instr]]:
         items = []
-        for _ in range(self._vec_len(r)):
+        for _ in range(self._elem_count(r)):
             pos = r.pos
             items.append([(REF_FUNC, r.u32(), pos)])
         return items
 
     def _expr_items(self, r: ByteReader) -> list[list[Instr]]:
-        return [self._const_expr(r) for _ in range(self._vec_len(r))]
+        return [self._const_expr(r) for _ in range(self._elem_count(r))]
 
     def _sec_9(self, r: ByteReader) -> None:  # element
-        for _ in range(self._vec_len(r)):
+        for _ in range(self._vec_len(r, "elem_segments")):
             pos = r.pos
             flags = r.u32()
             if flags != 0 and not self.features.bulk_memory:
@@ -291,25 +320,44 @@ class _Decoder:
             self.module.elems.append(ElemSegment(mode, etype, items, table, offset_expr, pos))
 
     def _sec_12(self, r: ByteReader) -> None:  # data count
+        pos = r.pos
         self.module.data_count = r.u32()
+        # It must equal the data section's count, which is held to the same limit.
+        if self.module.data_count > self.limits.data_segments:
+            raise self.over("data_segments", pos)
 
     def _sec_10(self, r: ByteReader) -> None:  # code
         n = self._vec_len(r)
-        if n != len(self.module.func_types):
+        m = self.module
+        if n != len(m.func_types):
             raise self.fail("function and code section have inconsistent lengths", r.pos)
-        codes = self.module.codes
+        codes = m.codes
+        limits = self.limits
+        nimp = m.num_imported_funcs
         for i in range(n):
             size_pos = r.pos
             size = r.u32()
             start = r.pos
             if size > r.end - start:
                 raise self.fail("unexpected end (function body out of bounds)", size_pos)
+            index = nimp + i
+            if size > limits.function_size:
+                raise self.over("function_size", size_pos, index)
             fr = ByteReader(self.data, start, start + size)
-            fn = Function(self.module.func_types[i], offset=start)
+            fn = Function(m.func_types[i], offset=start)
             if self.skip_bodies:
                 codes.append(fn)
                 r.pos = fr.end
                 continue
+            self.func_index = index
+            ti = fn.type_index
+            # An unknown type index is the validator's to report; count no parameters.
+            nparams = len(m.types[ti].params) if ti < len(m.types) else 0
+            if nparams > limits.function_locals:
+                raise self.over("function_locals", size_pos, index)
+            self.locals_total += nparams
+            if self.locals_total > limits.module_locals:
+                raise self.over("module_locals", size_pos, index)
             total = 0
             for _ in range(self._vec_len(fr)):
                 cpos = fr.pos
@@ -317,18 +365,30 @@ class _Decoder:
                 total += count
                 if total > 0xFFFFFFFF:
                     raise self.fail("too many locals", cpos)
-                if total > _MAX_LOCALS:
-                    raise self.fail(f"too many locals (over {_MAX_LOCALS})", cpos)
+                if nparams + total > limits.function_locals:
+                    raise self.over("function_locals", cpos, index)
+                self.locals_total += count
+                if self.locals_total > limits.module_locals:
+                    raise self.over("module_locals", cpos, index)
                 t = self._valtype(fr)
                 fn.locals.extend([t] * count)
-            fn.body = self._instructions(fr, func=True)
+            body = fn.body = self._instructions(fr, func=True)
             if fr.pos != fr.end:
                 raise self.fail("section size mismatch (bytes after function end)", fr.pos)
+            if len(body) > limits.function_instructions:
+                raise self.over("function_instructions", body[limits.function_instructions][2],
+                                index)
+            before = self.instructions
+            self.instructions += len(body)
+            if self.instructions > limits.module_instructions:
+                raise self.over("module_instructions",
+                                body[limits.module_instructions - before][2], index)
             codes.append(fn)
             r.pos = fr.end
+        self.func_index = None
 
     def _sec_11(self, r: ByteReader) -> None:  # data
-        n = self._vec_len(r)
+        n = self._vec_len(r, "data_segments")
         for _ in range(n):
             pos = r.pos
             flags = r.u32()
@@ -342,6 +402,9 @@ class _Decoder:
             else:
                 raise self.fail(f"malformed data segment kind {flags}", pos)
             seg.data = r.bytes(r.u32())
+            self.data_bytes += len(seg.data)
+            if self.data_bytes > self.limits.data_bytes:
+                raise self.over("data_bytes", pos)
             self.module.datas.append(seg)
 
     # --- instructions ----------------------------------------------------------------
@@ -423,7 +486,7 @@ class _Decoder:
                 imm = self._blocktype(r)
                 blocks.append(op)
             elif kind is Imm.BR_TABLE:
-                n = self._vec_len(r)
+                n = self._vec_len(r, "br_table_targets")
                 labels = tuple(r.u32() for _ in range(n))
                 imm = (labels, r.u32())
             elif kind is Imm.CALL_INDIRECT:

@@ -41,6 +41,32 @@ class ValidationError(WasmError):
     """The module is well-formed but breaks the typing rules (spec: assert_invalid)."""
 
 
+class LimitError(WasmError):
+    """The module is over one of the engine's implementation limits (ewasm.limits).
+
+    `.limit` is the name of the limit (a field of ImplementationLimits). Only its two
+    subclasses are raised, so that handlers of DecodeError and ValidationError see it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str,
+        offset: int | None = None,
+        func_index: int | None = None,
+    ) -> None:
+        self.limit = limit
+        super().__init__(message, offset=offset, func_index=func_index)
+
+
+class DecodeLimitError(LimitError, DecodeError):
+    """A count or size the decoder reads is over its limit (found before allocating it)."""
+
+
+class ValidationLimitError(LimitError, ValidationError):
+    """A property the validator computes (nesting, stack height, ...) is over its limit."""
+
+
 class UnsupportedFeature(ValidationError):
     """The module is valid Wasm but uses a feature this engine configuration disables."""
 

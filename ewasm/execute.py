@@ -85,7 +85,7 @@ def _prepare(code: bytes, debug: bool, metering: bool,
     except ContractValidationError as exc:
         return exc
     except WasmError as exc:  # DecodeError, ValidationError, MeteringError
-        return ContractValidationError(f"{type(exc).__name__}: {exc}", offset=exc.offset,
+        return ContractValidationError(f"{type(exc).__name__}: {exc.message}", offset=exc.offset,
                                        func_index=exc.func_index)
     compiled = compile(code, CONTRACT_FEATURES, engine_gas=True, module=module, tier=tier)
     externs = []

@@ -5,13 +5,18 @@ Function bodies follow the spec's validation algorithm (appendix "Validation
 Algorithm"): an operand stack of value types where 0 stands for an unknown type, and a
 stack of control frames that records where the code became unreachable. Every error
 names the function index and the byte offset of the offending instruction.
+
+The implementation limits that only validation can see (ewasm.limits: control nesting
+depth, operand stack height, table size, block signature values) raise
+ValidationLimitError, a ValidationError.
 """
 
 from __future__ import annotations
 
 from .decoder import BLOCK_EMPTY
-from .errors import ValidationError
+from .errors import ValidationError, ValidationLimitError
 from .features import Features
+from .limits import DEFAULT_LIMITS, ImplementationLimits
 from .module import (
     ELEM_ACTIVE,
     EXTERN_FUNC,
@@ -41,9 +46,11 @@ _MEMORY_OPS = LOAD_OPS | STORE_OPS | {0x3F, 0x40, 0xFC08, 0xFC0A, 0xFC0B}
 _SIGS = {code: info.sig for code, info in OPS.items() if info.sig is not None}
 
 
-def validate_module(module: Module, features: Features | None = None) -> None:
-    """Raise ValidationError unless the module is valid."""
-    _ModuleValidator(module, features or Features.all()).run()
+def validate_module(module: Module, features: Features | None = None, *,
+                    limits: ImplementationLimits | None = None) -> None:
+    """Raise ValidationError unless the module is valid and within `limits` (default
+    DEFAULT_LIMITS; the counts and sizes among them are checked by decode_module)."""
+    _ModuleValidator(module, features or Features.all(), limits or DEFAULT_LIMITS).run()
 
 
 def _fail(message: str, offset: int | None = None, func_index: int | None = None):
@@ -51,9 +58,21 @@ def _fail(message: str, offset: int | None = None, func_index: int | None = None
 
 
 class _ModuleValidator:
-    def __init__(self, module: Module, features: Features) -> None:
+    def __init__(self, module: Module, features: Features,
+                 limits: ImplementationLimits = DEFAULT_LIMITS) -> None:
         self.m = module
         self.features = features
+        self.limits = limits
+        self.block_values = 0  # params + results of every block, loop and if so far
+
+    def over(self, limit: str, offset: int | None = None,
+             func_index: int | None = None) -> ValidationLimitError:
+        return ValidationLimitError(self.limits.message(limit), limit=limit, offset=offset,
+                                    func_index=func_index)
+
+    def _table_size(self, declared: Limits, offset: int | None = None) -> None:
+        if declared.min > self.limits.table_size:  # tables never grow (no table.grow)
+            raise self.over("table_size", offset)
 
     def run(self) -> None:
         m = self.m
@@ -63,6 +82,7 @@ class _ModuleValidator:
                 raise _fail(f"unknown type {imp.desc}", imp.offset)
             if imp.kind == EXTERN_TABLE:
                 self._limits(imp.desc.limits, 0xFFFFFFFF, "table", imp.offset)
+                self._table_size(imp.desc.limits, imp.offset)
             if imp.kind == EXTERN_MEMORY:
                 self._limits(imp.desc.limits, MAX_PAGES, "memory", imp.offset)
             if imp.kind == EXTERN_GLOBAL and imp.desc.mutable and not self.features.mutable_global:
@@ -72,6 +92,7 @@ class _ModuleValidator:
                 raise _fail(f"unknown type {t}")
         for tt in m.tables:
             self._limits(tt.limits, 0xFFFFFFFF, "table")
+            self._table_size(tt.limits)
         for mt in m.memories:
             self._limits(mt.limits, MAX_PAGES, "memory")
         self.tables = m.all_tables()
@@ -192,6 +213,11 @@ class _FunctionValidator:
         memory_ops = _MEMORY_OPS
         ops = OPS
 
+        limits = mv.limits
+        max_height = limits.stack_height
+        max_ctrls = limits.nesting_depth + 1  # the function's own frame is not counted
+        max_block_values = limits.block_values
+
         vals: list[int] = []
         # Control frame: [opcode, start types, end types, height, unreachable]
         ctrls: list[list] = [[0x02, (), ft.results, 0, False]]
@@ -199,6 +225,9 @@ class _FunctionValidator:
 
         def fail(msg: str) -> ValidationError:
             return _fail(msg, off, index)
+
+        def over(limit: str) -> ValidationLimitError:
+            return mv.over(limit, off, index)
 
         def pop() -> int:
             frame = ctrls[-1]
@@ -258,6 +287,8 @@ class _FunctionValidator:
                 for t in reversed(params):
                     pop_expect(t)
                 vals.extend(results)
+                if len(vals) > max_height:
+                    raise over("stack_height")
                 continue
             if op == 0x20 or op == 0x21 or op == 0x22:  # local.get / set / tee
                 if imm >= nlocals:
@@ -265,16 +296,22 @@ class _FunctionValidator:
                 t = locals_[imm]
                 if op == 0x20:
                     vals.append(t)
+                    if len(vals) > max_height:
+                        raise over("stack_height")
                 else:
                     pop_expect(t)
                     if op == 0x22:
-                        vals.append(t)
+                        vals.append(t)  # unreachable code: pop_expect may pop nothing
+                        if len(vals) > max_height:
+                            raise over("stack_height")
             elif op == 0x23 or op == 0x24:  # global.get / set
                 if imm >= len(globals_):
                     raise fail(f"unknown global {imm}")
                 g = globals_[imm]
                 if op == 0x23:
                     vals.append(g.valtype)
+                    if len(vals) > max_height:
+                        raise over("stack_height")
                 else:
                     if not g.mutable:
                         raise fail("global is immutable")
@@ -292,6 +329,8 @@ class _FunctionValidator:
                         raise fail("unexpected end of function")
                     return
                 vals.extend(frame[2])
+                if len(vals) > max_height:
+                    raise over("stack_height")
             elif op == 0x02 or op == 0x03 or op == 0x04:  # block / loop / if
                 params, results = block_type(imm)
                 if op == 0x04:
@@ -299,6 +338,14 @@ class _FunctionValidator:
                 pop_vals(params)
                 ctrls.append([op, params, results, len(vals), False])
                 vals.extend(params)
+                if len(ctrls) > max_ctrls:
+                    raise over("nesting_depth")
+                if len(vals) > max_height:
+                    raise over("stack_height")
+                if params or results:
+                    mv.block_values += len(params) + len(results)
+                    if mv.block_values > max_block_values:
+                        raise over("block_values")
             elif op == 0x05:  # else
                 frame = ctrls[-1]
                 if frame[0] != 0x04:
@@ -315,15 +362,21 @@ class _FunctionValidator:
                 pop_expect(I32)
                 ts = label(imm)
                 vals.extend(pop_vals(ts))
+                if len(vals) > max_height:
+                    raise over("stack_height")
             elif op == 0x0E:  # br_table
                 labels, default = imm
                 pop_expect(I32)
                 arity = len(label(default))
-                for depth in labels:
+                # Checking a target again changes nothing: each distinct one once, so the
+                # work is bounded by nesting depth x arity, not by the vector's length.
+                for depth in dict.fromkeys(labels):
                     ts = label(depth)
                     if len(ts) != arity:
                         raise fail("type mismatch: br_table targets differ in arity")
                     vals.extend(pop_vals(ts))
+                if len(vals) > max_height:
+                    raise over("stack_height")
                 pop_vals(label(default))
                 unreachable()
             elif op == 0x0F:  # return
@@ -335,6 +388,8 @@ class _FunctionValidator:
                 callee = funcs[imm]
                 pop_vals(callee.params)
                 vals.extend(callee.results)
+                if len(vals) > max_height:
+                    raise over("stack_height")
             elif op == 0x11:  # call_indirect
                 tidx, table = imm
                 if not has_table or table >= len(mv.tables):
@@ -345,6 +400,8 @@ class _FunctionValidator:
                 callee = types[tidx]
                 pop_vals(callee.params)
                 vals.extend(callee.results)
+                if len(vals) > max_height:
+                    raise over("stack_height")
             elif op == 0x1A:  # drop
                 pop()
             elif op == 0x1B:  # select
@@ -357,6 +414,8 @@ class _FunctionValidator:
                 if t1 != t2 and t1 != UNKNOWN and t2 != UNKNOWN:
                     raise fail("type mismatch: select operands differ")
                 vals.append(t1 if t1 != UNKNOWN else t2)
+                if len(vals) > max_height:
+                    raise over("stack_height")
             elif op == 0x00:
                 unreachable()
             elif op == 0x01:
@@ -367,6 +426,8 @@ class _FunctionValidator:
                 if op == 0x40:
                     pop_expect(I32)
                 vals.append(I32)
+                if len(vals) > max_height:
+                    raise over("stack_height")
             elif op == 0xFC08 or op == 0xFC09:  # memory.init / data.drop
                 if op == 0xFC08 and not has_memory:
                     raise fail("unknown memory 0")
