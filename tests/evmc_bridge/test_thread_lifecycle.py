@@ -51,7 +51,9 @@ def test_c_threads_that_end_leave_no_engine_worker_behind(cc, library, trivial, 
     assert m, proc.stdout
     threads, failures, before, after = map(int, m.groups())
     assert (threads, failures) == (THREADS, 0)  # every execute succeeded
-    assert after <= before + 1, f"{after - before} threads left after {THREADS} callers ended"
+    # +1 for the big-stack worker of the thread measuring; +2 for the engine's one
+    # background tier-up thread and its compile request (not per caller).
+    assert after <= before + 3, f"{after - before} threads left after {THREADS} callers ended"
 
 
 def test_python_threads_that_end_leave_no_engine_worker_behind(library, trivial):
