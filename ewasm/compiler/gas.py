@@ -1,0 +1,68 @@
+"""The engine's inline gas counter (`ethereum.useGas` lowered in place), as a mixin of
+the function-body lowerer (function.py).
+
+With the engine's gas counter, internal functions take the counter as an argument and
+return it beside their status (see calls.ret_type). Inside a function the counter lives
+in `%gas`: an alloca that SROA promotes to a register for small functions, the context
+struct's field for big ones (see _FuncLowerer.gas_in_register)."""
+
+from __future__ import annotations
+
+from ..errors import TrapKind
+from . import abi
+from .calls import _is_literal
+
+
+class GasLowering:
+    """Gas handling for _FuncLowerer; uses its pop/emit/tmp/trap_if and gas flags."""
+
+    def use_gas(self, off: int) -> None:
+        """The engine's gas counter, inline: no host call per metered block. On running
+        out the counter keeps its value from before the failing charge."""
+        _, amount = self.pop()
+        g, r, oog, ng = self.tmp(), self.tmp(), self.tmp(), self.tmp()
+        self.emit(f"{g} = load i64, ptr %gas")
+        # One sub and a carry branch; on a borrow the stored counter is left untouched.
+        self.emit(f"{r} = call {{i64, i1}} @llvm.usub.with.overflow.i64(i64 {g}, i64 {amount})")
+        self.emit(f"{oog} = extractvalue {{i64, i1}} {r}, 1")
+        # A negative amount always borrows (the counter is < 2^63); Ewasm reports it as
+        # an argument error, not out of gas. LLVM sinks the select into the trap path.
+        if _is_literal(amount):
+            code: int | str = int(TrapKind.NEGATIVE_GAS if int(amount) < 0 else TrapKind.OUT_OF_GAS)
+        else:
+            neg, code = self.tmp(), self.tmp()
+            self.emit(f"{neg} = icmp slt i64 {amount}, 0")
+            self.emit(f"{code} = select i1 {neg}, i32 {int(TrapKind.NEGATIVE_GAS)}, "
+                      f"i32 {int(TrapKind.OUT_OF_GAS)}")
+        self.trap_if(oog, code, off)
+        self.emit(f"{ng} = extractvalue {{i64, i1}} {r}, 0")
+        self.emit(f"store i64 {ng}, ptr %gas")
+
+    def gas_arg(self) -> list[str]:
+        if not self.gas:
+            return []
+        g = self.tmp()
+        self.emit(f"{g} = load i64, ptr %gas")
+        return [f"i64 {g}"]
+
+    def gas_from_call(self, r: str, rt: str) -> None:
+        if self.gas:
+            g = self.tmp()
+            self.emit(f"{g} = extractvalue {rt} {r}, 1")
+            self.emit(f"store i64 {g}, ptr %gas")
+
+    def gas_to_ctx(self) -> None:
+        """Before a call that leaves compiled code: the host reads and charges the counter
+        in the context struct."""
+        if self.gas and self.gas_in_register:
+            g, p = self.tmp(), self.tmp()
+            self.emit(f"{g} = load i64, ptr %gas")
+            self.emit(f"{p} = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_GAS}")
+            self.emit(f"store i64 {g}, ptr {p}")
+
+    def gas_from_ctx(self) -> None:
+        if self.gas and self.gas_in_register:
+            g, p = self.tmp(), self.tmp()
+            self.emit(f"{p} = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_GAS}")
+            self.emit(f"{g} = load i64, ptr {p}")
+            self.emit(f"store i64 {g}, ptr %gas")
