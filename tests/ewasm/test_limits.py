@@ -28,6 +28,7 @@ from ewasm.errors import (
 )
 from ewasm.limits import DEFAULT_LIMITS, LIMIT_NAMES, ImplementationLimits
 from ewasm.validator import validate_module
+from tests.ewasm.adversarial import uleb
 
 I32, I64, FUNCREF = 0x7F, 0x7E, 0x70
 BLOCK, LOOP, IF, END, BR_TABLE, CALL, DROP, NOP = 0x02, 0x03, 0x04, 0x0B, 0x0E, 0x10, 0x1A, 0x01
@@ -36,16 +37,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- raw module bytes -------------------------------------------------------------------
-def uleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def vec(items) -> bytes:
     items = list(items)
     return uleb(len(items)) + b"".join(items)
