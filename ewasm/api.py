@@ -169,7 +169,8 @@ def instantiate(
     if compiled is None or compiled.engine_gas != engine_gas:
         wasm = compiled.wasm if compiled is not None else bytes(module_or_bytes)
         compiled = compile(wasm, features or (compiled.features if compiled else None),
-                           cache=cache, engine_gas=engine_gas, tier=tier)
+                           cache=cache, engine_gas=engine_gas, tier=tier,
+                           module=module if compiled is None else None)
     return Instance(compiled, externs, max_memory_pages=max_memory_pages, gas_limit=gas_limit)
 
 

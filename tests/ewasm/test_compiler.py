@@ -119,15 +119,17 @@ def test_kernels_match_expected(shared):
     assert naive.invoke("fib", 20) == [expected["fib"]["20"]]
 
 
-def test_compile_is_deterministic_across_processes(shared, tmp_path):
+@pytest.mark.parametrize("tier", ["optimized", "baseline"])
+def test_compile_is_deterministic_across_processes(shared, tmp_path, tier):
     kernels = shared("fixtures", "bench", "kernels", "kernels.wasm")
     outs = []
     for k in range(2):
         out = tmp_path / f"k{k}.art"
         subprocess.run([sys.executable, "-m", "ewasm.cli", "compile", str(kernels), "-o",
-                        str(out), "--no-cache"], check=True, capture_output=True)
+                        str(out), "--no-cache", "--tier", tier], check=True, capture_output=True)
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
+    assert ewasm.CompiledModule.deserialize(outs[0]).tier.value == tier
     assert len(outs[0]) > 1000
 
 

@@ -208,19 +208,6 @@ def test_a_metered_artefact_loads_back(shared):
         assert runs[0] == runs[1] and runs[0][1] > 0
 
 
-def test_baseline_artefacts_are_byte_identical_across_processes(shared, tmp_path):
-    kernels = shared("fixtures", "bench", "kernels", "kernels.wasm")
-    outs = []
-    for k in range(2):
-        out = tmp_path / f"k{k}.art"
-        subprocess.run([sys.executable, "-m", "ewasm.cli", "compile", str(kernels), "-o",
-                        str(out), "--no-cache", "--tier", "baseline"], check=True,
-                       capture_output=True)
-        outs.append(out.read_bytes())
-    assert outs[0] == outs[1]
-    assert ewasm.CompiledModule.deserialize(outs[0]).tier == Tier.BASELINE
-
-
 def test_compile_workers_do_not_import_from_the_current_directory(tmp_path):
     planted = tmp_path / "ewasm"
     planted.mkdir()
