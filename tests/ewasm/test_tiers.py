@@ -251,3 +251,16 @@ def test_deep_recursion_of_long_functions_traps_instead_of_overflowing(family, t
     inst = ewasm.instantiate(adversarial.sized(family, 64 * 1024), cache=False, tier=tier)
     with pytest.raises(ewasm.CallStackExhausted):
         inst.invoke("main")
+
+
+@pytest.mark.parametrize("family", sorted(f for f in adversarial.FAMILIES
+                                          if not f.startswith("recursion")))
+def test_adversarial_modules_leave_the_same_memory_on_both_tiers(family):
+    wasm = adversarial.sized(family, ADVERSARIAL_KB * 1024)
+    memories = []
+    for tier in ("baseline", "optimized"):
+        inst = ewasm.instantiate(ewasm.compile(wasm, cache=False, tier=tier))
+        inst.invoke("main")
+        memory = inst.exports["memory"]
+        memories.append(memory.read(0, memory.data_size))
+    assert memories[0] == memories[1]
