@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 import ewasm  # noqa: E402
 from evmc_bridge import Message, Revision  # noqa: E402
-from evmc_bridge.build import build_library  # noqa: E402
+from apps.libewasm.build import build_library  # noqa: E402
 from evmc_bridge.loader import load_vm  # noqa: E402
-from tests.evmc_bridge.test_c_abi import MirrorHost  # noqa: E402
+from tests.apps.libewasm.test_c_abi import MirrorHost  # noqa: E402
 
 
 def per_call(fn, calls: int) -> float:

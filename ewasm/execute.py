@@ -24,7 +24,7 @@ from .contract import (
     has_wasm_preamble,
 )
 from .errors import CompileError, ResourceLimitError, Trap, TrapKind, WasmError
-from .module import EXTERN_FUNC
+from .module import EXTERN_FUNC, Module
 from .runtime.instance import Instance
 from .runtime.stack import run_on_big_stack
 
@@ -42,22 +42,20 @@ class _Prepared:
 
 
 _cache_lock = threading.Lock()
-_cache: OrderedDict[tuple[bytes, bool, bool, str], _Prepared | ContractValidationError] = \
-    OrderedDict()
+_cache: OrderedDict[tuple[bytes, bool, str], _Prepared | ContractValidationError] = OrderedDict()
 CACHE_ENTRIES = 512
 
 
-def prepare_contract(code: bytes, *, debug: bool = False,
-                     metering: bool = False, tier: str = "auto") -> _Prepared:
+def prepare_contract(code: bytes, *, debug: bool = False, tier: str = "auto") -> _Prepared:
     """Check (ContractValidationError) and compile a contract; cached by code hash. tier:
     as ewasm.compile's ("auto": baseline first, optimised from the second call on)."""
-    key = (hashlib.sha256(code).digest(), debug, metering, tier)
+    key = (hashlib.sha256(code).digest(), debug, tier)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
     if hit is None:
-        hit = _prepare(code, debug, metering, tier)
+        hit = _prepare(code, debug, tier)
         with _cache_lock:
             _cache[key] = hit
             while len(_cache) > CACHE_ENTRIES:
@@ -67,26 +65,11 @@ def prepare_contract(code: bytes, *, debug: bool = False,
     return hit
 
 
-def _prepare(code: bytes, debug: bool, metering: bool,
-             tier: str) -> _Prepared | ContractValidationError:
-    if code[4:8] != WASM_VERSION_1:
-        return ContractValidationError(f"Wasm version {code[4:8].hex()} is not 1", offset=4)
+def _prepare(code: bytes, debug: bool, tier: str) -> _Prepared | ContractValidationError:
     try:
-        module = validate(code, CONTRACT_FEATURES)
-        check_contract(module, debug=debug)
-        if metering:
-            import gasmeter
-
-            from .encoder import encode_module
-
-            # Trap offsets refer to the metered bytes: decode them again.
-            code = encode_module(gasmeter.meter_module(module))
-            module = validate(code, CONTRACT_FEATURES)
+        module = _checked(code, debug)
     except ContractValidationError as exc:
         return exc
-    except WasmError as exc:  # DecodeError, ValidationError, MeteringError
-        return ContractValidationError(f"{type(exc).__name__}: {exc.message}", offset=exc.offset,
-                                       func_index=exc.func_index)
     compiled = compile(code, CONTRACT_FEATURES, engine_gas=True, module=module, tier=tier)
     externs = []
     for imp in module.imports:
@@ -99,15 +82,30 @@ def _prepare(code: bytes, debug: bool, metering: bool,
     return _Prepared(compiled, tuple(externs))
 
 
+def _checked(code: bytes, debug: bool) -> Module:
+    """The validated contract module, or ContractValidationError saying what and where."""
+    if code[4:8] != WASM_VERSION_1:
+        raise ContractValidationError(f"Wasm version {code[4:8].hex()} is not 1", offset=4)
+    try:
+        module = validate(code, CONTRACT_FEATURES)
+    except WasmError as exc:  # DecodeError, ValidationError
+        raise ContractValidationError(f"{type(exc).__name__}: {exc.message}", offset=exc.offset,
+                                      func_index=exc.func_index) from None
+    check_contract(module, debug=debug)
+    return module
+
+
 def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
-            debug: bool = False, metering: bool = False,
+            sent_code: bytes | None = None, debug: bool = False,
             evm1_mode: str = "reject", tier: str = "auto") -> Result:
     """Run `code` for `message` against `host` (EVMC's execute for Ewasm).
 
-    debug: allow the `debug` import namespace. metering: inject Ewasm gas metering into
-    the code before running it (and into code a CREATE returns). evm1_mode: what to do
-    with code that is not Wasm: "reject" (FAILURE) or "fallback" (REJECTED, so that the
-    caller can run it on an EVM), as Hera's evm1mode option."""
+    The code runs as given: metering is the caller's policy (gasmeter.MeteringPolicy
+    meters at CREATE, as Hera). sent_code: the code as its sender gave it when `code` is
+    a metered copy of it; `codeCopy` and `getCodeSize` see it (default: `code`). debug:
+    allow the `debug` import namespace. evm1_mode: what to do with code that is not Wasm:
+    "reject" (FAILURE) or "fallback" (REJECTED, so that the caller can run it on an EVM),
+    as Hera's evm1mode option."""
     try:
         if revision < Revision.BYZANTIUM:
             return Result.make(StatusCode.INTERNAL_ERROR,
@@ -124,13 +122,14 @@ def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
                 return Result.make(StatusCode.REJECTED, message="not Wasm code")
             return Result.make(StatusCode.FAILURE, message="not Wasm code (EVM code rejected)")
         try:
-            prepared = prepare_contract(code, debug=debug, metering=metering, tier=tier)
+            prepared = prepare_contract(code, debug=debug, tier=tier)
         except ContractValidationError as exc:
             return Result.make(CVF, message=str(exc))
         # The frame stack lives on the thread that runs compiled code.
-        result = run_on_big_stack(_run, host, message, code, prepared, debug)
+        shown = code if sent_code is None else sent_code
+        result = run_on_big_stack(_run, host, message, shown, prepared, debug)
         if message.kind in (CallKind.CREATE, CallKind.CREATE2) and result.ok:
-            result = _check_deployed(result, debug, metering)
+            result = _check_deployed(result, debug)
         return result
     except Exception as exc:  # an engine or host bug: never an exception to the caller
         return Result.make(StatusCode.INTERNAL_ERROR,
@@ -168,18 +167,16 @@ def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
         stack.pop()
 
 
-def _check_deployed(result: Result, debug: bool, metering: bool) -> Result:
-    """A constructor's output is the code to deploy: Wasm output must be a contract."""
+def _check_deployed(result: Result, debug: bool) -> Result:
+    """A constructor's output is the code to deploy: Wasm output must be a contract.
+    Checked, not compiled: the host may still meter it before it is stored."""
     out = result.output
     if out[:4] != b"\0asm" or len(out) < 8:
         return result  # not Wasm: stored as it is (Hera), e.g. EVM code or plain data
     try:
-        prepared = prepare_contract(out, debug=debug, metering=metering)
+        _checked(out, debug)
     except ContractValidationError as exc:
         return Result.make(CVF, message=f"deployed code: {exc}")
-    if metering:
-        return Result.make(result.status, result.gas_left, prepared.compiled.wasm,
-                           create_address=result.create_address)
     return result
 
 

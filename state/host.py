@@ -1,6 +1,7 @@
 """StateHost: the EVMC Host of one transaction over a StateBackend.
 
-Nested calls and creates re-enter the engine (`ewasm.execute`); every frame runs under
+Nested calls and creates re-enter the VM it was given (by default the engine,
+`ewasm.execute`); every frame runs under
 a snapshot of the backend and of the transaction's substate (logs, refund counter,
 self-destructed accounts), committed on success and reverted otherwise. Message
 convention: EVMC 10+ (`recipient` = the account acted on, `code_address` = whose code
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 import rlp
 from eth_hash.auto import keccak
 
+import ewasm
 from evmc_bridge import (
     AccessStatus,
     CallKind,
@@ -33,8 +35,10 @@ from .backend import Log, StateBackend
 class CodeLoader(Protocol):
     """What a chain does to contract code around a CREATE: prepare the init code before it
     runs and turn the code it returns into the code stored (validation, metering, ahead-of-
-    time compilation). Either raises ewasm.WasmError to fail the CREATE as a contract
-    validation failure."""
+    time compilation; gasmeter.MeteringPolicy is one). Either raises ewasm.WasmError to
+    fail the CREATE as a contract validation failure. When init_code returns other bytes
+    than it was given, the VM is called with `sent_code=` the original (the engine's EEI
+    shows it to `codeCopy`)."""
 
     def init_code(self, code: bytes) -> bytes: ...
 
@@ -51,15 +55,27 @@ def create_address(sender: bytes, nonce: int) -> bytes:
     return keccak(rlp.encode([sender, nonce]))[12:]
 
 
+class VM(Protocol):
+    """EVMC's execute: one frame of `code` for `message` against `host`. Never raises for
+    anything the code or message can cause; every outcome is a Result."""
+
+    def __call__(self, host: Any, revision: Revision, message: Message, code: bytes,
+                 **options: Any) -> Result: ...
+
+
 class StateHost:
-    """Implements evmc_bridge.Host for one transaction."""
+    """Implements evmc_bridge.Host for one transaction.
+
+    vm: runs every frame (default: the engine, `ewasm.execute`; any EVMC VM loaded with
+    `evmc_bridge.load_vm` fits); engine_options are passed to it as keywords."""
 
     def __init__(self, backend: StateBackend, tx_context: TxContext, revision: Revision, *,
                  block_hash: Callable[[int], bytes] | None = None,
                  engine_options: dict[str, Any] | None = None,
-                 loader: CodeLoader | None = None) -> None:
+                 loader: CodeLoader | None = None, vm: VM | None = None) -> None:
         self.backend = backend
         self.loader = loader
+        self.vm: VM = ewasm.execute if vm is None else vm
         self.tx_context = tx_context
         self.revision = revision
         self._block_hash = block_hash
@@ -159,20 +175,11 @@ class StateHost:
             return self.create(message, create_address(message.sender, nonce))
         return self.message_call(message)
 
-    def _execute(self, message: Message, code: bytes) -> Result:
-        import ewasm  # the engine imports nothing from state; keep the edge here
-
-        return ewasm.execute(self, self.revision, message, code, **self.engine_options)
-
-    @staticmethod
-    def _load(step: Callable[[bytes], bytes], code: bytes) -> bytes:
-        """A loader step; its Wasm errors become ValueError for the caller to report."""
-        import ewasm
-
-        try:
-            return step(code)
-        except ewasm.WasmError as exc:
-            raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+    def _execute(self, message: Message, code: bytes, sent: bytes | None = None) -> Result:
+        if sent is None or sent is code:
+            return self.vm(self, self.revision, message, code, **self.engine_options)
+        return self.vm(self, self.revision, message, code, sent_code=sent,
+                       **self.engine_options)
 
     def message_call(self, message: Message) -> Result:
         backend = self.backend
@@ -223,12 +230,12 @@ class StateHost:
         init = message.input
         if self.loader is not None:
             try:
-                init = self._load(self.loader.init_code, init)
-            except ValueError as exc:
+                init = self.loader.init_code(init)
+            except ewasm.WasmError as exc:
                 self._revert(snap)
                 return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
-                                   message=f"init code: {exc}")
-        result = self._execute(child, init)
+                                   message=f"init code: {type(exc).__name__}: {exc}")
+        result = self._execute(child, init, message.input)
         if result.status != StatusCode.SUCCESS:
             self._revert(snap)
             return Result.make(result.status, result.gas_left, result.output,
@@ -236,11 +243,11 @@ class StateHost:
         code = result.output
         if self.loader is not None:
             try:
-                code = self._load(self.loader.deployed_code, code)
-            except ValueError as exc:
+                code = self.loader.deployed_code(code)
+            except ewasm.WasmError as exc:
                 self._revert(snap)
                 return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
-                                   message=f"deployed code: {exc}")
+                                   message=f"deployed code: {type(exc).__name__}: {exc}")
         deposit = GAS_CODE_DEPOSIT * len(code)
         if self.revision >= Revision.SPURIOUS_DRAGON and len(code) > MAX_CODE_SIZE:
             self._revert(snap)

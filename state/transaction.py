@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
 from evmc_bridge.types import ZERO_BYTES32
+from gasmeter import MeteringPolicy
 
 from .backend import Log, StateBackend
 from .host import REFUND_SELFDESTRUCT, CodeLoader, StateHost, create_address
@@ -114,13 +115,16 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
                       loader: CodeLoader | None = None) -> TxOutcome:
     """Apply tx to backend (mutating it); an invalid tx leaves the backend unchanged.
 
-    options go to the engine (`debug`, `metering`: "true"/"false"); loader prepares the
-    code of every CREATE (see StateHost)."""
+    options: `debug` goes to the engine; `metering` ("true"/"false") runs every CREATE
+    under gasmeter's MeteringPolicy when no loader is given. loader prepares the code of
+    every CREATE (see StateHost)."""
     try:
         intrinsic = check_transaction(backend, env, tx, revision)
     except InvalidTransaction as exc:
         return TxOutcome(valid=False, error=str(exc))
     engine_opts = engine_options(options or {})
+    if engine_opts.pop("metering", False) and loader is None:
+        loader = MeteringPolicy()
     backend.touch(env.coinbase)  # testeth/aleth: the coinbase is touched before the tx
     backend.add_balance(tx.sender, -tx.gas_limit * tx.gas_price)
     backend.set_nonce(tx.sender, tx.nonce + 1)

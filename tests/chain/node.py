@@ -17,7 +17,7 @@ from pathlib import Path
 class Node:
     def __init__(self, db: Path, *extra: str, timeout: float = 60.0):
         self.db = db
-        cmd = [sys.executable, "-m", "ewasm.cli", "node", "--db", str(db), "--port", "0",
+        cmd = [sys.executable, "-m", "apps.cli", "node", "--db", str(db), "--port", "0",
                *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})

@@ -125,7 +125,7 @@ def test_compile_is_deterministic_across_processes(shared, tmp_path, tier):
     outs = []
     for k in range(2):
         out = tmp_path / f"k{k}.art"
-        subprocess.run([sys.executable, "-m", "ewasm.cli", "compile", str(kernels), "-o",
+        subprocess.run([sys.executable, "-m", "apps.cli", "compile", str(kernels), "-o",
                         str(out), "--no-cache", "--tier", tier], check=True, capture_output=True)
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import ewasm
+import gasmeter
 from evmc_bridge import (
     ZERO_ADDRESS,
     ZERO_BYTES32,
@@ -33,6 +34,7 @@ from evmc_bridge import (
     TxContext,
 )
 from evmc_bridge.mocked_host import MockedAccount, MockedHost
+from ewasm.contract import CONTRACT_FEATURES
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "eei"
 S = StatusCode
@@ -203,6 +205,15 @@ def test_get_code_size_is_the_size_of_the_code_passed(code):
     assert_ok(r, GAS - read_cd(data) - 2, struct.pack("<Q", len(code["getters"])))
 
 
+def test_get_code_size_is_the_size_of_the_sent_code_when_given(code):
+    data = getters_data(9, 0x100, 8, b"")
+    metered = gasmeter.inject(code["getters"], features=CONTRACT_FEATURES)
+    r, _ = run(metered, data, sent_code=code["getters"])
+    assert r.status == S.SUCCESS and r.output == struct.pack("<Q", len(code["getters"]))
+    r, _ = run(metered, data)
+    assert r.status == S.SUCCESS and r.output == struct.pack("<Q", len(metered))
+
+
 @pytest.mark.parametrize("selector,field", [(10, "block_gas_limit"), (11, "block_number"),
                                             (12, "block_timestamp")])
 def test_block_number_getters(code, selector, field):
@@ -350,13 +361,16 @@ def test_return_data_copy_of_an_empty_buffer(code):
         assert_failed(r, S.INVALID_MEMORY_ACCESS)
 
 
-def test_code_copy_sees_the_code_passed_not_the_metered_code(code):
+def test_code_copy_sees_the_sent_code_not_the_metered_code(code):
     contract = code["copy"]
     data = copy_data(1, R0, 0, len(contract))
     plain, _ = run(contract, data)
     assert_ok(plain, GAS - read_cd(data) - copy_gas(len(contract)), contract)
-    # The only metered run here: instructions now cost gas, codeCopy still sees the input.
-    metered, _ = run(contract, data, metering=True)
+    # The engine runs code as given; a metering caller passes the original as sent_code.
+    metered_code = gasmeter.inject(contract, features=CONTRACT_FEATURES)
+    seen, _ = run(metered_code, copy_data(1, R0, 0, len(metered_code)))
+    assert seen.status == S.SUCCESS and seen.output == metered_code
+    metered, _ = run(metered_code, data, sent_code=contract)
     assert metered.status == S.SUCCESS and metered.output == contract
     assert metered.gas_left < plain.gas_left
 

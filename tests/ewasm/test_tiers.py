@@ -17,6 +17,7 @@ import pytest
 
 import ewasm
 import ewasm.compiled
+import gasmeter
 from evmc_bridge import Message, Revision, StatusCode
 from evmc_bridge.mocked_host import MockedHost
 from ewasm.compiled import cache_key
@@ -138,11 +139,11 @@ def test_tiers_agree_on_the_precompile_contracts(shared):
     cases = _vectors(shared)
     assert len(cases) >= 10
     for path, data, _expected in cases:  # the vectors' expectations are storage words
-        code = path.read_bytes()
+        code = gasmeter.MeteringPolicy().meter(path.read_bytes())  # as a chain stores it
         results = []
         for tier in ("baseline", "optimized"):
             r = ewasm.execute(MockedHost(), Revision.BYZANTIUM, Message(gas=10**12, input=data),
-                              code, metering=True, tier=tier)
+                              code, tier=tier)
             results.append((r.status, r.gas_left, r.output))
         assert results[0] == results[1], path.name
         assert results[0][0] == StatusCode.SUCCESS, (path.name, results[0])
@@ -231,10 +232,11 @@ ADVERSARIAL_KB = 6
 def test_adversarial_contracts_run_alike_on_both_tiers(family):
     code = adversarial.sized(family, ADVERSARIAL_KB * 1024)
     assert ewasm.check_contract(ewasm.validate(code)) is None
+    code = gasmeter.MeteringPolicy().meter(code)
     results = []
     for tier in ("baseline", "optimized"):
         r = ewasm.execute(MockedHost(), Revision.BYZANTIUM, Message(gas=10**8), code,
-                          metering=True, tier=tier)
+                          tier=tier)
         results.append((r.status, r.gas_left, r.output))
     assert results[0] == results[1]
     if family.startswith("recursion"):  # runs out of gas or of call depth, never crashes

@@ -16,7 +16,7 @@ from eth_hash.auto import keccak
 from state.backend import Account
 from state.memory import MemoryBackend
 from state.statetest import load_tests, run_case, run_paths
-from state.statetest.cli import main as statetest_main
+from apps.statetest_cli import main as statetest_main
 from state.statetest.filler import (
     diff_against_expect,
     expect_entries,
@@ -497,7 +497,7 @@ def test_every_filler_of_the_suite_loads():
 
 @needs_suite
 def test_the_ewasm_command_forwards_statetest(tmp_path, capsys):
-    from ewasm.cli import main as ewasm_main
+    from apps.cli import main as ewasm_main
 
     path = _copy(tmp_path, "getAddress", with_filler=False)
     assert ewasm_main(["statetest", str(path), "--json"]) == 0
@@ -512,7 +512,7 @@ def test_the_ewasm_command_imports_the_runner_only_for_statetest():
     import subprocess
     import sys
 
-    code = ("import sys, ewasm.cli; "
+    code = ("import sys, apps.cli; "
             "print(any(m.startswith(('state.statetest', 'rich', 'yaml')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

@@ -1,6 +1,6 @@
 """The engine through the EVMC C ABI, both directions.
 
-libewasm.so is built once per session (`evmc_bridge.build`); a C host (evmc_host.c,
+libewasm.so is built once per session (`apps.libewasm.build`); a C host (evmc_host.c,
 compiled here with the system cc) dlopens it as EVMC's loader does and runs contracts
 against storage, logs and calls implemented in C; `evmc_bridge.load_vm` drives the same
 library from Python. Expected values: the contract's documented behaviour (outputs,
@@ -18,16 +18,19 @@ from pathlib import Path
 
 import pytest
 
-import evmc_bridge.embedded
+import apps.libewasm.embedded
 import ewasm
-from evmc_bridge import Message, Result, Revision, StatusCode, StorageStatus, TxContext
+import gasmeter
+from chain.wrap import wrap_deploy
+from evmc_bridge import CallKind, Message, Result, Revision, StatusCode, StorageStatus, TxContext
 from evmc_bridge.loader import EvmcLoadError, EvmcOptionError, create_function_names, load_vm
+from ewasm.contract import CONTRACT_FEATURES
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+ROOT = HERE.parents[2]
 SELF, CALLER = b"\x01" * 20, b"\x02" * 20
 BALANCE = 1_000_000
-CONTRACTS = ["storage", "call_value", "revert", "burn", "invalid", "trivial"]
+CONTRACTS = ["storage", "call_value", "revert", "burn", "invalid", "trivial", "self_copy"]
 
 
 @pytest.fixture(scope="session")
@@ -189,24 +192,65 @@ def test_load_vm_options(library, wasm, tmp_path):
     code = wasm["storage"].read_bytes()
     msg = Message(gas=100_000, recipient=SELF, sender=CALLER, code_address=SELF,
                   input=b"\x05" * 64)
+    stored = gasmeter.inject(code, features=CONTRACT_FEATURES)
     with load_vm(library, metering=True) as vm:
-        metered = vm.execute(MirrorHost(), Revision.LONDON, msg, code)
+        metered = vm.execute(MirrorHost(), Revision.LONDON, msg, stored)
     with load_vm(library, metering="false") as vm:
-        plain = vm.execute(MirrorHost(), Revision.LONDON, msg, code)
-    assert plain.status == metered.status == StatusCode.SUCCESS
-    assert plain.output == metered.output == b"\x05" * 32
-    assert plain.gas_left > metered.gas_left  # the injected useGas charges
+        plain = vm.execute(MirrorHost(), Revision.LONDON, msg, stored)
+        unmetered = vm.execute(MirrorHost(), Revision.LONDON, msg, code)
+    assert plain.status == metered.status == unmetered.status == StatusCode.SUCCESS
+    assert plain.output == metered.output == unmetered.output == b"\x05" * 32
+    # A CALL runs the code as the host stored it, metering on or off.
+    assert plain.gas_left == metered.gas_left < unmetered.gas_left
     with pytest.raises(EvmcOptionError, match="unknown option"):
         load_vm(library, engine="wabt")
     with pytest.raises(EvmcOptionError, match="invalid value"):
         load_vm(library, debug="perhaps")
 
 
+CREATE = Message(kind=CallKind.CREATE, gas=1_000_000, recipient=SELF, sender=CALLER,
+                 code_address=SELF)
+
+
+def test_metering_at_create_charges_a_created_then_called_contract_once(library, wasm):
+    """Hera's policy through the C ABI: init code metered before it runs, the code it
+    returns metered before it is stored, the CALL running the stored code as it is."""
+    runtime = wasm["storage"].read_bytes()
+    init = wrap_deploy(runtime)
+    call = Message(gas=100_000, recipient=SELF, sender=CALLER, code_address=SELF,
+                   input=b"\x05" * 64)
+    with load_vm(library, metering=True) as vm:
+        created = vm.execute(MirrorHost(), Revision.LONDON, CREATE, init)
+        assert created.status == StatusCode.SUCCESS, created.message
+        called = vm.execute(MirrorHost(), Revision.LONDON, call, created.output)
+    with load_vm(library, metering=False) as vm:
+        created_plain = vm.execute(MirrorHost(), Revision.LONDON, CREATE, init)
+        called_plain = vm.execute(MirrorHost(), Revision.LONDON, call, created.output)
+    assert created.output == gasmeter.inject(runtime, features=CONTRACT_FEATURES)
+    assert created_plain.output == runtime
+    assert created.gas_left < created_plain.gas_left  # the init code was metered
+    assert called.status == called_plain.status == StatusCode.SUCCESS
+    # Charged once: as the stored code run with metering off, and as the engine directly.
+    expected = direct(created.output, call.input, call.gas)[0].gas_left
+    assert called.gas_left == called_plain.gas_left == expected
+    assert called.gas_left < direct(runtime, call.input, call.gas)[0].gas_left
+
+
+def test_metered_init_code_copies_itself_as_it_was_sent(library, wasm):
+    """codeCopy/getCodeSize in metered init code see the code sent, not the metered copy
+    (creation modules that copy their runtime out of themselves depend on it)."""
+    init = wasm["self_copy"].read_bytes()
+    with load_vm(library, metering=True) as vm:
+        created = vm.execute(MirrorHost(), Revision.LONDON, CREATE, init)
+    assert created.status == StatusCode.SUCCESS, created.message
+    assert created.output == gasmeter.inject(init, features=CONTRACT_FEATURES)
+
+
 def test_a_python_exception_inside_execute_is_an_internal_error(library, wasm, monkeypatch):
     def boom(*args):
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr(evmc_bridge.embedded, "_execute", boom)
+    monkeypatch.setattr(apps.libewasm.embedded, "_execute", boom)
     msg = Message(gas=100_000, recipient=SELF, sender=CALLER, code_address=SELF)
     with load_vm(library) as vm:
         r = vm.execute(MirrorHost(), Revision.LONDON, msg, wasm["trivial"].read_bytes())
@@ -256,7 +300,7 @@ def test_loading_what_is_not_an_abi_12_vm_fails_with_a_typed_error(cc, tmp_path)
 def test_build_command(cc, tmp_path):
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "evmc_bridge", "build", "--output",
+    proc = subprocess.run([sys.executable, "-m", "apps.libewasm", "build", "--output",
                            str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "libewasm.so").exists()
@@ -291,6 +335,6 @@ def test_a_python_error_in_set_option_is_an_invalid_value(library, monkeypatch):
     def boom(*args):
         raise RuntimeError("option bug")
 
-    monkeypatch.setattr(evmc_bridge.embedded, "set_option", boom)
+    monkeypatch.setattr(apps.libewasm.embedded, "set_option", boom)
     with pytest.raises(EvmcOptionError, match="invalid value"):
         load_vm(library, metering=True)

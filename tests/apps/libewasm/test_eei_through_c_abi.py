@@ -25,7 +25,7 @@ import ewasm
 from evmc_bridge import CallKind, Flags, Message, Result, Revision, StatusCode, TxContext
 from evmc_bridge.mocked_host import MockedAccount, MockedHost
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "eei"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "eei"
 S = StatusCode
 GAS = 1_000_000
 

@@ -8,7 +8,7 @@ import sys
 
 
 def run(*args: str):
-    return subprocess.run([sys.executable, "-m", "ewasm.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "apps.cli", *args], capture_output=True,
                           text=True)
 
 

@@ -19,6 +19,6 @@ def cc() -> str:
 
 @pytest.fixture(scope="session")
 def library(cc, tmp_path_factory) -> Path:
-    from evmc_bridge.build import build_library
+    from apps.libewasm.build import build_library
 
     return build_library(tmp_path_factory.mktemp("evmc") / "lib")

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from chain.cli import main
+from apps.chain_cli import main
 from chain.wrap import wrap_deploy
 from ewasm import ContractValidationError
 
-from .conftest import SUPPLY, balance_data, selector, transfer_data, word
+from ..chain.conftest import SUPPLY, balance_data, selector, transfer_data, word
 
 ALICE = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
 

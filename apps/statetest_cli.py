@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .runner import CaseResult, discover, run_paths
+from state.statetest.runner import CaseResult, discover, run_paths
 
 PROG = "ewasm statetest"
 
@@ -64,7 +64,7 @@ def parse_options(items: list[str]) -> dict[str, str]:
 def _check_options(options: dict[str, str]) -> None:
     """Reject unknown engine options before running anything, when the transaction
     module can say which it knows; otherwise every case would report the same error."""
-    from .. import transaction
+    from state import transaction
 
     check = getattr(transaction, "engine_options", None)
     if check is not None and options:

@@ -1,11 +1,13 @@
 """The Python side of libewasm.so: what the embedded library's C entry points call.
 
-`libewasm.so` (built by `evmc_bridge.build`) holds the C `evmc_vm` and its function
+`libewasm.so` (built by `apps.libewasm.build`) holds the C `evmc_vm` and its function
 pointers; each one calls into here through cffi's embedding API with the GIL taken. A VM
 instance is an integer handle into `_vms` (no Python object pointer crosses into C). The
 C host's function table becomes a Python `Host` (`CHost`) so that `ewasm.execute` runs
-unchanged; whatever goes wrong on this side becomes EVMC_INTERNAL_ERROR with no gas
-left, never an exception across the ABI.
+unchanged, under gasmeter's metering policy when `metering=true` (init code and the code
+a CREATE returns are metered; CALL code runs as the host stored it). Whatever goes wrong
+on this side becomes EVMC_INTERNAL_ERROR with no gas left, never an exception across the
+ABI.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import cabi
-from .types import (
+import ewasm
+import gasmeter
+from evmc_bridge import cabi
+from evmc_bridge.types import (
     AccessStatus,
     Message,
     Result,
@@ -100,10 +104,12 @@ def execute(handle: int, host_iface: Any, context: Any, revision: int, msg: Any,
     _fill_result(out, result)
 
 
+# The metering policy every VM handle with metering=true shares (Hera's: at CREATE).
+METERING = gasmeter.MeteringPolicy()
+
+
 def _execute(handle: int, host_iface: Any, context: Any, revision: int, msg: Any,
              code: Any, code_size: int) -> Result:
-    import ewasm
-
     options = _vms.get(handle)
     if options is None:
         return Result.make(StatusCode.INTERNAL_ERROR, message="unknown or destroyed VM")
@@ -116,8 +122,9 @@ def _execute(handle: int, host_iface: Any, context: Any, revision: int, msg: Any
         return Result.make(StatusCode.INTERNAL_ERROR, message=f"bad argument: {exc}")
     code_bytes = cabi.get_bytes(ffi, code, code_size) if code_size else b""
     host = CHost(host_iface, context)
-    result = ewasm.execute(host, rev, message, code_bytes, debug=options.debug,
-                           metering=options.metering, evm1_mode="fallback")
+    result = gasmeter.execute_metered(METERING if options.metering else None, ewasm.execute,
+                                      host, rev, message, code_bytes, debug=options.debug,
+                                      evm1_mode="fallback")
     if host.error is not None and result.status != StatusCode.INTERNAL_ERROR:
         # A host callback the engine did not see fail (e.g. a NULL member) still fails
         # the execution.

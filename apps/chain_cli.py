@@ -10,10 +10,9 @@ import signal
 import sys
 from pathlib import Path
 
+from chain.chain import ETHER, Chain, ChainConfig, ChainError, MinedTransaction
+from chain.wrap import wrap_deploy
 from ewasm.errors import WasmError
-
-from .chain import ETHER, Chain, ChainConfig, ChainError, MinedTransaction
-from .wrap import wrap_deploy
 
 COMMANDS = ("node", "deploy", "call", "send", "balance", "wrap-deploy")
 DEFAULT_DB = "ewasm-chain.db"
@@ -101,7 +100,7 @@ def _print_receipt(mined: MinedTransaction, as_json: bool) -> int:
 
 
 def cmd_node(args) -> int:
-    from .rpc import create_server
+    from chain.rpc import create_server
 
     config = ChainConfig(chain_id=args.chain_id) if args.chain_id is not None else None
     chain = _open(args, config)

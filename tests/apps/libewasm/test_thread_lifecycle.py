@@ -24,7 +24,7 @@ from evmc_bridge import Message, Revision, StatusCode, cabi
 from evmc_bridge.mocked_host import MockedHost
 
 HERE = Path(__file__).resolve().parent
-TRIVIAL = Path(__file__).resolve().parents[2] / "fixtures" / "evmc" / "trivial.wat"
+TRIVIAL = Path(__file__).resolve().parents[3] / "fixtures" / "evmc" / "trivial.wat"
 THREADS = 40
 
 

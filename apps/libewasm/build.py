@@ -1,10 +1,10 @@
 """Build libewasm.so: the engine as an EVMC VM that C and C++ node software loads.
 
-    python -m evmc_bridge build --output DIR
+    python -m apps.libewasm build --output DIR
 
 cffi's embedding mode compiles a shared library holding the `evmc_vm` in C
 (`evmc_create_ewasm`, `evmc_create`, destroy, execute, get_capabilities, set_option,
-and the result's `release`); each entry point calls into `evmc_bridge.embedded` with
+and the result's `release`); each entry point calls into `apps.libewasm.embedded` with
 CPython started on first use, or the host process's interpreter when it already runs
 Python. Two things a plain C host needs are baked in at build time:
 
@@ -29,7 +29,7 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-from . import cabi
+from evmc_bridge import cabi
 
 LIBRARY_NAME = "libewasm.so"
 VERSION = "0.1.0"
@@ -176,7 +176,7 @@ for _p in reversed(os.environ.get("EWASM_PYTHONPATH", "").split(os.pathsep) + %(
             sys.path.insert(0, _p)
 
 from _ewasm_evmc import ffi, lib
-from evmc_bridge import embedded
+from apps.libewasm import embedded
 
 embedded.bind(ffi, lib)
 
@@ -207,7 +207,7 @@ def ewasm_py_execute(handle, host, context, rev, msg, code, code_size, out):
 def _import_paths() -> list[str]:
     """Where the embedded interpreter must look: this interpreter's site directories (so
     .pth files such as the editable install's apply) and the project root."""
-    project = str(Path(__file__).resolve().parent.parent)
+    project = str(Path(__file__).resolve().parents[2])
     paths = [project]
     for p in site.getsitepackages() + [site.getusersitepackages()]:
         if os.path.isdir(p):

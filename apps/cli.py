@@ -9,10 +9,10 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from . import api
-from .compiled import ARTEFACT_MAGIC
-from .errors import CompileError, LinkError, Trap, WasmError
-from .module import EXTERN_FUNC
+from ewasm import api
+from ewasm.compiled import ARTEFACT_MAGIC
+from ewasm.errors import CompileError, LinkError, Trap, WasmError
+from ewasm.module import EXTERN_FUNC
 
 
 def _read(path: str) -> bytes:
@@ -196,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["statetest"]:
         # Its own parser and imports (state, rich): loaded only when asked for.
-        from state.statetest.cli import main as statetest_main
+        from apps.statetest_cli import main as statetest_main
 
         return statetest_main(argv[1:])
     if argv[:1] and argv[0] in _CHAIN_HELP:
-        from chain.cli import main as chain_main
+        from apps.chain_cli import main as chain_main
 
         return chain_main(argv)
     args = build_parser().parse_args(argv)

@@ -1,4 +1,4 @@
-"""`python -m evmc_bridge build --output DIR`: build libewasm.so (see evmc_bridge.build)."""
+"""`python -m apps.libewasm build --output DIR`: build libewasm.so (see apps.libewasm.build)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m evmc_bridge",
+    p = argparse.ArgumentParser(prog="python -m apps.libewasm",
                                 description="the engine's EVMC C ABI")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build libewasm.so, loadable as an EVMC VM")
