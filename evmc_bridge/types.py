@@ -10,8 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-ZERO_ADDRESS = bytes(20)
-ZERO_BYTES32 = bytes(32)
+from .constants import ZERO_ADDRESS, ZERO_BYTES32
+
 UINT256_MAX = (1 << 256) - 1
 INT64_MAX = (1 << 63) - 1
 

@@ -19,34 +19,35 @@ import threading
 from collections.abc import Callable
 
 from evmc_bridge import CallKind, Flags, Host, Message, Result, StatusCode, TxContext
-from evmc_bridge.types import ZERO_ADDRESS, ZERO_BYTES32
+from evmc_bridge.constants import (  # Hera's GasSchedule (eei.md §2.7)
+    GAS_BALANCE,
+    GAS_BASE,
+    GAS_BLOCKHASH,
+    GAS_CALL,
+    GAS_COPY_WORD,
+    GAS_CREATE,
+    GAS_EXTCODE,
+    GAS_LOG,
+    GAS_LOG_DATA,
+    GAS_LOG_TOPIC,
+    GAS_NEW_ACCOUNT,
+    GAS_SELFDESTRUCT,
+    GAS_STORAGE_CHANGE,
+    GAS_STORAGE_CREATE_EXTRA,
+    GAS_STORAGE_LOAD,
+    GAS_VALUE_STIPEND,
+    GAS_VALUE_TRANSFER,
+    GAS_VERYLOW,
+    MAX_CALL_DEPTH,
+    U128_LIMIT,
+    ZERO_ADDRESS,
+    ZERO_BYTES32,
+)
 
 from .contract import DEBUG_SIGNATURES, EEI_SIGNATURES
 from .runtime.externs import HostFunc, Memory
 
 _U32 = 0xFFFFFFFF
-U128_LIMIT = 1 << 128
-MAX_CALL_DEPTH = 1024
-
-# Hera's GasSchedule (eei.md §2.7).
-GAS_BASE = 2
-GAS_VERYLOW = 3
-GAS_COPY_WORD = 3
-GAS_BALANCE = 400
-GAS_BLOCKHASH = 800
-GAS_EXTCODE = 700
-GAS_STORAGE_LOAD = 200
-GAS_STORAGE_CHANGE = 5000
-GAS_STORAGE_CREATE_EXTRA = 15000
-GAS_LOG = 375
-GAS_LOG_TOPIC = 375
-GAS_LOG_DATA = 8
-GAS_CALL = 700
-GAS_VALUE_TRANSFER = 9000
-GAS_VALUE_STIPEND = 2300
-GAS_NEW_ACCOUNT = 25000
-GAS_CREATE = 32000
-GAS_SELFDESTRUCT = 5000
 
 
 class Stop(Exception):

@@ -27,7 +27,8 @@ from evmc_bridge import (
     StorageStatus,
     TxContext,
 )
-from evmc_bridge.types import ZERO_BYTES32
+from evmc_bridge.constants import ZERO_BYTES32
+from evmc_bridge.forks import rules
 
 from .backend import Log, StateBackend
 
@@ -44,10 +45,6 @@ class CodeLoader(Protocol):
 
     def deployed_code(self, code: bytes) -> bytes: ...
 
-MAX_CODE_SIZE = 24576  # EIP-170
-GAS_CODE_DEPOSIT = 200
-REFUND_SSTORE_CLEAR = 15000
-REFUND_SELFDESTRUCT = 24000
 
 
 def create_address(sender: bytes, nonce: int) -> bytes:
@@ -78,6 +75,7 @@ class StateHost:
         self.vm: VM = ewasm.execute if vm is None else vm
         self.tx_context = tx_context
         self.revision = revision
+        self.rules = rules(revision)
         self._block_hash = block_hash
         self.engine_options = dict(engine_options or {})
         self.logs: list[Log] = []
@@ -101,8 +99,8 @@ class StateHost:
 
     # --- Host: accounts and storage -------------------------------------------------------
     def account_exists(self, address: bytes) -> bool:
-        if self.revision >= Revision.SPURIOUS_DRAGON:
-            return not self.backend.is_empty(address)  # EIP-161: empty = non-existent
+        if self.rules.eip161:
+            return not self.backend.is_empty(address)  # empty = non-existent
         return self.backend.exists(address)
 
     def get_storage(self, address: bytes, key: bytes) -> bytes:
@@ -114,7 +112,7 @@ class StateHost:
             return StorageStatus.ASSIGNED
         self.backend.set_storage(address, key, value)
         if value == ZERO_BYTES32:
-            self.refund += REFUND_SSTORE_CLEAR  # Byzantium: no net metering (EIP-1283/2200)
+            self.refund += self.rules.sstore_clear_refund  # no net metering (EIP-1283/2200)
             return StorageStatus.DELETED
         return StorageStatus.ADDED if current == ZERO_BYTES32 else StorageStatus.MODIFIED
 
@@ -211,8 +209,8 @@ class StateHost:
             self._revert(snap)
             return Result.make(StatusCode.FAILURE, message="address collision")
         backend.create_account(address)
-        if self.revision >= Revision.SPURIOUS_DRAGON:
-            backend.set_nonce(address, 1)  # EIP-161
+        if self.rules.eip161:
+            backend.set_nonce(address, 1)
         backend.touch(address)
         if message.value:
             if backend.get_balance(message.sender) < message.value:
@@ -248,11 +246,12 @@ class StateHost:
                 self._revert(snap)
                 return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
                                    message=f"deployed code: {type(exc).__name__}: {exc}")
-        deposit = GAS_CODE_DEPOSIT * len(code)
-        if self.revision >= Revision.SPURIOUS_DRAGON and len(code) > MAX_CODE_SIZE:
+        deposit = self.rules.code_deposit_gas * len(code)
+        limit = self.rules.max_code_size
+        if limit is not None and len(code) > limit:
             self._revert(snap)
             return Result.make(StatusCode.FAILURE, message=f"code of {len(code)} bytes exceeds "
-                                                           f"EIP-170's {MAX_CODE_SIZE}")
+                                                           f"EIP-170's {limit}")
         if result.gas_left < deposit:
             self._revert(snap)
             return Result.make(StatusCode.OUT_OF_GAS, message="not enough gas for code deposit")

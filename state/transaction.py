@@ -12,17 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
-from evmc_bridge.types import ZERO_BYTES32
+from evmc_bridge.constants import ZERO_BYTES32
+from evmc_bridge.forks import rules
 from gasmeter import MeteringPolicy
 
 from .backend import Log, StateBackend
-from .host import REFUND_SELFDESTRUCT, CodeLoader, StateHost, create_address
-
-GAS_TX = 21000
-GAS_TX_CREATE = 32000
-GAS_TX_DATA_ZERO = 4
-GAS_TX_DATA_NONZERO = 68
-GAS_TX_DATA_NONZERO_ISTANBUL = 16
+from .host import CodeLoader, StateHost, create_address
 
 
 @dataclass(frozen=True)
@@ -68,12 +63,12 @@ class InvalidTransaction(ValueError):
 
 
 def intrinsic_gas(tx: Transaction, revision: Revision) -> int:
-    nonzero = (GAS_TX_DATA_NONZERO_ISTANBUL if revision >= Revision.ISTANBUL
-               else GAS_TX_DATA_NONZERO)
+    fork = rules(revision)
     zeros = tx.data.count(0)
-    gas = GAS_TX + GAS_TX_DATA_ZERO * zeros + nonzero * (len(tx.data) - zeros)
-    if tx.to is None and revision >= Revision.HOMESTEAD:
-        gas += GAS_TX_CREATE
+    gas = (fork.tx_gas + fork.tx_data_zero_gas * zeros
+           + fork.tx_data_nonzero_gas * (len(tx.data) - zeros))
+    if tx.to is None:
+        gas += fork.tx_create_gas
     return gas + tx.extra_intrinsic_gas
 
 
@@ -93,7 +88,7 @@ def check_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction,
         raise InvalidTransaction(f"exceeds block gas limit: gas {tx.gas_limit}, "
                                  f"limit {env.gas_limit}")
     fee_cap = tx.gas_price if tx.max_fee is None else tx.max_fee
-    if revision >= Revision.LONDON and fee_cap < env.base_fee:
+    if rules(revision).eip1559 and fee_cap < env.base_fee:
         raise InvalidTransaction(f"max fee per gas less than block base fee: address "
                                  f"{sender}, maxFeePerGas: {fee_cap}, "
                                  f"baseFee: {env.base_fee}")
@@ -149,17 +144,16 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
         result = host.message_call(msg)
     gas_left = result.gas_left
     gas_used = tx.gas_limit - gas_left
-    refund_counter = host.refund
-    if revision < Revision.LONDON:
-        refund_counter += REFUND_SELFDESTRUCT * len(host.selfdestructs)
-    refund = min(refund_counter, gas_used // (5 if revision >= Revision.LONDON else 2))
+    fork = host.rules
+    refund_counter = host.refund + fork.selfdestruct_refund * len(host.selfdestructs)
+    refund = min(refund_counter, gas_used // fork.refund_quotient)
     backend.add_balance(tx.sender, (gas_left + refund) * tx.gas_price)
     # From London the base fee is burnt; the coinbase gets only the priority fee.
-    burnt = env.base_fee if revision >= Revision.LONDON else 0
+    burnt = env.base_fee if fork.eip1559 else 0
     backend.add_balance(env.coinbase, (gas_used - refund) * (tx.gas_price - burnt))
     for address in host.selfdestructs:
         backend.delete_account(address)
-    if revision >= Revision.SPURIOUS_DRAGON:
+    if fork.eip161:
         for address in sorted(backend.touched()):
             if backend.exists(address) and backend.is_empty(address):
                 backend.delete_account(address)

@@ -1,0 +1,58 @@
+"""Fork rules as data: one `ForkRules` per revision, carrying the gas constants and EIP
+switches that state and chain apply, so that no rule is an inline `revision >=` check.
+
+The values are the ones this project applies (Byzantium as aleth 1.6 did when the Ewasm
+state tests were filled; the later revisions' changes to the transaction rules): the
+SSTORE refund stays Byzantium's, as Ewasm's storageStore has no net metering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import constants as c
+from .types import Revision
+
+
+@dataclass(frozen=True, slots=True)
+class ForkRules:
+    revision: Revision
+    ewasm: bool  # Ewasm runs from Byzantium on
+    tx_create_gas: int  # intrinsic gas of a creation (Homestead's EIP-2)
+    tx_data_nonzero_gas: int  # EIP-2028 (Istanbul)
+    access_lists: bool  # EIP-2930 (Berlin): typed transactions with access lists
+    eip161: bool  # Spurious Dragon: empty accounts are non-existent, new contracts nonce 1,
+    # touched empty accounts deleted
+    max_code_size: int | None  # EIP-170 (Spurious Dragon); None: no limit
+    eip1559: bool  # London: the base fee, burnt; the fee cap must cover it
+    refund_quotient: int  # gas used // quotient caps the refund (EIP-3529: 5 from London)
+    selfdestruct_refund: int  # 0 from London (EIP-3529)
+    sstore_clear_refund: int = c.REFUND_SSTORE_CLEAR
+    tx_gas: int = c.GAS_TX
+    tx_data_zero_gas: int = c.GAS_TX_DATA_ZERO
+    code_deposit_gas: int = c.GAS_CODE_DEPOSIT
+
+
+def rules(revision: Revision | int) -> ForkRules:
+    """The rules of `revision` (a Revision or its integer)."""
+    return _RULES[Revision(revision)]
+
+
+def _build(r: Revision) -> ForkRules:
+    london = r >= Revision.LONDON
+    return ForkRules(
+        revision=r,
+        ewasm=r >= Revision.BYZANTIUM,
+        tx_create_gas=c.GAS_TX_CREATE if r >= Revision.HOMESTEAD else 0,
+        tx_data_nonzero_gas=(c.GAS_TX_DATA_NONZERO_EIP2028 if r >= Revision.ISTANBUL
+                             else c.GAS_TX_DATA_NONZERO),
+        access_lists=r >= Revision.BERLIN,
+        eip161=r >= Revision.SPURIOUS_DRAGON,
+        max_code_size=c.MAX_CODE_SIZE_EIP170 if r >= Revision.SPURIOUS_DRAGON else None,
+        eip1559=london,
+        refund_quotient=5 if london else 2,
+        selfdestruct_refund=0 if london else c.REFUND_SELFDESTRUCT,
+    )
+
+
+_RULES = {r: _build(r) for r in Revision}
