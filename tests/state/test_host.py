@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
+import ewasm
+from evmc_bridge import CallKind, Message, Result, Revision, StatusCode, TxContext
 from state.backend import Account, Log
 from state.host import StateHost, create_address
 from state.memory import MemoryBackend
@@ -151,3 +152,63 @@ def test_selfdestruct_refund_is_capped_at_half_the_gas_used(wat):
     assert out.gas_used == 51000 - 24000
     assert not backend.exists(PARENT)
     assert backend.get_balance(bytes(20)) == 50
+
+
+class RecordingVM:
+    """A VM that is not the engine: records what it is asked, returns its own result."""
+
+    def __init__(self, output: bytes = b"") -> None:
+        self.calls: list[tuple[Message, bytes, dict]] = []
+        self.output = output
+
+    def __call__(self, host, revision, message, code, **options):
+        self.calls.append((message, code, options))
+        return Result.make(StatusCode.SUCCESS, message.gas - 1, self.output)
+
+
+def test_the_vm_is_injected_and_runs_every_frame():
+    vm = RecordingVM(b"out")
+    backend = MemoryBackend.from_accounts({PARENT: Account(code=b"\x60\x00")})  # not Wasm
+    host = StateHost(backend, TxContext(), Revision.BYZANTIUM, vm=vm,
+                     engine_options={"flag": 1})
+    msg = Message(kind=CallKind.CALL, gas=100, recipient=PARENT, code_address=PARENT,
+                  sender=SENDER)
+    r = host.message_call(msg)
+    assert (r.status, r.gas_left, r.output) == (StatusCode.SUCCESS, 99, b"out")
+    assert vm.calls == [(msg, b"\x60\x00", {"flag": 1})]
+
+
+def test_a_rewriting_loader_passes_the_sent_code_to_the_vm():
+    class Tagging:
+        def init_code(self, code):
+            return code + b"!"
+
+        def deployed_code(self, code):
+            return code.upper()
+
+    vm = RecordingVM(b"runtime")
+    host = StateHost(MemoryBackend(), TxContext(), Revision.BYZANTIUM, vm=vm,
+                     loader=Tagging())
+    msg = Message(kind=CallKind.CREATE, gas=10**6, sender=SENDER, input=b"init")
+    r = host.create(msg, CHILD)
+    assert r.status == StatusCode.SUCCESS and r.create_address == CHILD
+    (child, ran, options), = vm.calls
+    assert ran == b"init!" and options == {"sent_code": b"init"}
+    assert host.backend.get_code(CHILD) == b"RUNTIME"
+
+
+def test_a_loader_refusal_is_a_validation_failure_and_reverts():
+    class Refusing:
+        def init_code(self, code):
+            raise ewasm.ContractValidationError("no main export")
+
+        def deployed_code(self, code):  # pragma: no cover - never reached
+            return code
+
+    backend = MemoryBackend()
+    host = StateHost(backend, TxContext(), Revision.BYZANTIUM, vm=RecordingVM(),
+                     loader=Refusing())
+    r = host.create(Message(kind=CallKind.CREATE, gas=10**6, sender=SENDER, input=b"x"),
+                    CHILD)
+    assert r.status == StatusCode.CONTRACT_VALIDATION_FAILURE
+    assert "no main export" in r.message and not backend.exists(CHILD)
