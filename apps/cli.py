@@ -104,11 +104,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_meter(args: argparse.Namespace) -> int:
-    from gasmeter import DEFAULT, CostTable, inject
+    from gasmeter import DEFAULT, CostTable, CostTableError, inject
 
     try:
         costs = CostTable.from_json(args.costs) if args.costs else DEFAULT
-    except (OSError, ValueError) as exc:
+    except (OSError, CostTableError) as exc:
         raise SystemExit(f"error: cost table: {exc}") from None
     out = inject(_read(args.file), costs)
     Path(args.output).write_bytes(out)

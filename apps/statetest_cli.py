@@ -11,7 +11,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from state.errors import EngineOptionError
 from state.statetest.runner import CaseResult, discover, run_paths
+from state.transaction import engine_options
 
 PROG = "ewasm statetest"
 
@@ -56,7 +58,7 @@ def parse_options(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"option {item!r} is not KEY=VALUE")
+            raise EngineOptionError(f"option {item!r} is not KEY=VALUE")
         options[key.strip()] = value.strip()
     return options
 
@@ -64,11 +66,8 @@ def parse_options(items: list[str]) -> dict[str, str]:
 def _check_options(options: dict[str, str]) -> None:
     """Reject unknown engine options before running anything, when the transaction
     module can say which it knows; otherwise every case would report the same error."""
-    from state import transaction
-
-    check = getattr(transaction, "engine_options", None)
-    if check is not None and options:
-        check(options)
+    if options:
+        engine_options(options)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = parse_options(args.option)
         _check_options(options)
-    except ValueError as exc:
+    except EngineOptionError as exc:
         return _usage_error(str(exc))
     try:
         files = discover(args.paths)

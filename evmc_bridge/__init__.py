@@ -8,6 +8,7 @@ engine's entry point `ewasm.execute(host, revision, message, code)` speaks these
 drives it from Python with the engine's `execute` signature.
 """
 
+from .errors import EvmcError, EvmcLoadError, EvmcOptionError, UnknownRevisionError
 from .host import Host
 from .types import (
     ZERO_ADDRESS,
@@ -27,7 +28,7 @@ from .types import (
 
 def __getattr__(name: str):
     # cffi and the host callbacks load only when a native VM is wanted.
-    if name in ("load_vm", "LoadedVM", "EvmcError", "EvmcLoadError", "EvmcOptionError"):
+    if name in ("load_vm", "LoadedVM"):
         from . import loader
 
         return getattr(loader, name)
@@ -53,4 +54,5 @@ __all__ = [
     "StatusCode",
     "StorageStatus",
     "TxContext",
+    "UnknownRevisionError",
 ]

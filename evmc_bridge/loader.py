@@ -24,24 +24,13 @@ from typing import Any
 import cffi
 
 from . import cabi
+from .errors import EvmcError, EvmcLoadError, EvmcOptionError
 from .host import Host
 from .types import Message, Result, Revision
 
 _ffi = cffi.FFI()
 _ffi.cdef(cabi.CDEF)
 cabi.check_layout(_ffi)
-
-
-class EvmcError(Exception):
-    """Loading or configuring an EVMC VM failed (EVMC's loader error codes)."""
-
-
-class EvmcLoadError(EvmcError):
-    pass
-
-
-class EvmcOptionError(EvmcError):
-    pass
 
 
 def create_function_names(path: str | os.PathLike) -> list[str]:

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 
 from .constants import ZERO_ADDRESS, ZERO_BYTES32
+from .errors import UnknownRevisionError
 
 UINT256_MAX = (1 << 256) - 1
 INT64_MAX = (1 << 63) - 1
@@ -64,7 +65,7 @@ class Revision(enum.IntEnum):
         try:
             return cls[name.strip().upper().replace(" ", "_")]
         except KeyError:
-            raise ValueError(f"unknown revision {name!r}; known: "
+            raise UnknownRevisionError(f"unknown revision {name!r}; known: "
                              f"{', '.join(r.name.lower() for r in cls)}") from None
 
 

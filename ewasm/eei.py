@@ -45,26 +45,27 @@ from evmc_bridge.constants import (  # Hera's GasSchedule (eei.md §2.7)
 )
 
 from .contract import DEBUG_SIGNATURES, EEI_SIGNATURES
+from .errors import ExecutionEnded
 from .runtime.externs import HostFunc, Memory
 
 _U32 = 0xFFFFFFFF
 
 
-class Stop(Exception):
+class Stop(ExecutionEnded):
     """finish / revert / selfDestruct: the contract ended normally."""
 
     def __init__(self, status: StatusCode, output: bytes = b"") -> None:
-        super().__init__(status.name)
         self.status = status
         self.output = output
+        super().__init__(status.name)
 
 
-class Abort(Exception):
+class Abort(ExecutionEnded):
     """An EEI error that ends the frame with a failure status and no gas left."""
 
     def __init__(self, status: StatusCode, message: str) -> None:
-        super().__init__(message)
         self.status = status
+        super().__init__(message)
 
 
 class Frame:

@@ -71,6 +71,11 @@ class UnsupportedFeature(ValidationError):
     """The module is valid Wasm but uses a feature this engine configuration disables."""
 
 
+class ExecutionEnded(WasmError):
+    """A host function ended the frame: eei.Stop (finish, revert, selfDestruct) or
+    eei.Abort (an EEI error). Raised inside a run; `execute` turns it into the Result."""
+
+
 class CompileError(WasmError):
     """The module cannot be compiled (e.g. a float instruction) or LLVM failed."""
 

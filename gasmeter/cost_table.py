@@ -21,6 +21,8 @@ from types import MappingProxyType
 
 from ewasm.opcodes import OPS
 
+from .errors import CostTableError
+
 EWASM_COSTS: Mapping[str, int] = MappingProxyType({
     "local.get": 120, "local.set": 120, "local.tee": 120, "global.get": 120, "global.set": 120,
     "load8_s": 120, "load8_u": 120, "load16_s": 120, "load16_u": 120, "load32_s": 120,
@@ -66,13 +68,21 @@ class CostTable:
 
     @classmethod
     def from_json(cls, path: str | Path) -> CostTable:
-        data = json.loads(Path(path).read_text())
-        costs = data.get("costs", data)
+        """The table in a JSON file; CostTableError if it is not one, OSError if the file
+        cannot be read."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CostTableError(f"{path}: not JSON: {exc}") from None
+        costs = data.get("costs", data) if isinstance(data, dict) else None
         if not isinstance(costs, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in costs.items()
+            isinstance(k, str) and type(v) is int and v >= 0 for k, v in costs.items()
         ):
-            raise ValueError(f"{path}: a cost table maps instruction names to non-negative ints")
+            raise CostTableError(f"{path}: a cost table maps instruction names to "
+                                 "non-negative ints")
         default = data.get("default", 0) if "costs" in data else 0
+        if default is not None and (type(default) is not int or default < 0):
+            raise CostTableError(f"{path}: default must be a non-negative int or null")
         return cls(MappingProxyType(dict(costs)), default)
 
 

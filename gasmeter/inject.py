@@ -18,7 +18,6 @@ from dataclasses import replace
 
 from ewasm.decoder import decode_module
 from ewasm.encoder import encode_module
-from ewasm.errors import WasmError
 from ewasm.features import Features
 from ewasm.module import EXTERN_FUNC, Function, Import, Instr, Module
 from ewasm.opcodes import OPS, REF_FUNC
@@ -26,14 +25,11 @@ from ewasm.types import I64, FuncType
 from ewasm.validator import validate_module
 
 from .cost_table import DEFAULT, CostTable
+from .errors import MeteringError
 
 USE_GAS_TYPE = FuncType((I64,), ())
 _MAX_COST = (1 << 63) - 1
 _CUT_AFTER = frozenset({0x03, 0x04, 0x05, 0x0C, 0x0D, 0x0E, 0x0F, 0x00})
-
-
-class MeteringError(WasmError):
-    """The module cannot be metered soundly (what and where is in the message)."""
 
 
 def inject(

@@ -17,6 +17,7 @@ from evmc_bridge.forks import rules
 from gasmeter import MeteringPolicy
 
 from .backend import Log, StateBackend
+from .errors import EngineOptionError, InvalidTransaction
 from .host import CodeLoader, StateHost, create_address
 
 
@@ -56,10 +57,6 @@ class TxOutcome:
     logs: list[Log] = field(default_factory=list)
     output: bytes = b""
     contract_address: bytes | None = None
-
-
-class InvalidTransaction(ValueError):
-    """The transaction cannot be included (nonce, gas, balance): no state changes."""
 
 
 def intrinsic_gas(tx: Transaction, revision: Revision) -> int:
@@ -169,9 +166,10 @@ def engine_options(options: Mapping[str, str]) -> dict[str, bool]:
     out = {}
     for key, value in options.items():
         if key not in known:
-            raise ValueError(f"unknown engine option {key!r}; known: {', '.join(sorted(known))}")
+            raise EngineOptionError(f"unknown engine option {key!r}; known: "
+                                    f"{', '.join(sorted(known))}")
         text = str(value).lower()
         if text not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"option {key} takes true or false, not {value!r}")
+            raise EngineOptionError(f"option {key} takes true or false, not {value!r}")
         out[key] = text in ("true", "1", "yes")
     return out

@@ -30,12 +30,13 @@ import tempfile
 from pathlib import Path
 
 from evmc_bridge import cabi
+from evmc_bridge.errors import EvmcError
 
 LIBRARY_NAME = "libewasm.so"
 VERSION = "0.1.0"
 
 
-class BuildError(RuntimeError):
+class BuildError(EvmcError):
     """libewasm.so cannot be built here (no compiler, static CPython, compile error)."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import ewasm
 import gasmeter
 from evmc_bridge import cabi
+from evmc_bridge.errors import EvmcError
 from evmc_bridge.types import (
     AccessStatus,
     Message,
@@ -151,7 +152,7 @@ def _fill_result(out: Any, result: Result) -> None:
         out.output_data, out.output_size = ffi.NULL, 0
 
 
-class HostFunctionMissing(RuntimeError):
+class HostFunctionMissing(EvmcError):
     """The C host left a host interface member the contract needs NULL."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from ..backend import StateBackend
+from ..errors import StateTestError
 
 
 def find_filler(filled: Path | str, name: str) -> Path | None:
@@ -64,7 +65,7 @@ def load_filler(path: Path | str, name: str | None = None) -> dict[str, Any]:
     text = path.read_text()
     data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
     if not isinstance(data, dict) or not data:
-        raise ValueError(f"{path}: not a filler (expected {{name: {{env, pre, ...}}}})")
+        raise StateTestError(f"{path}: not a filler (expected {{name: {{env, pre, ...}}}})")
     if name is not None and name in data:
         return data[name]
     return next(iter(data.values()))
@@ -90,7 +91,7 @@ def to_address(value: Any) -> bytes:
         text = text[2:]
     raw = bytes.fromhex(text.rjust(40, "0"))
     if len(raw) != 20:
-        raise ValueError(f"address {value!r} is not 20 bytes")
+        raise StateTestError(f"address {value!r} is not 20 bytes")
     return raw
 
 

@@ -14,11 +14,8 @@ from typing import Any
 from eth_hash.auto import keccak
 
 from ..backend import Account
+from ..errors import NotAStateTest, StateTestError
 from ..transaction import BlockEnv, Transaction
-
-
-class NotAStateTest(ValueError):
-    """The file is JSON but not a filled state test (e.g. test vectors lying beside them)."""
 
 
 def hex_bytes(text: str) -> bytes:
@@ -175,5 +172,6 @@ def load_tests(path: Path | str) -> list[StateTest]:
                             "{name: {env, pre, transaction, post}})")
     try:
         return [parse_test(name, raw, path) for name, raw in data.items()]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: malformed state test: {type(exc).__name__}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, StateTestError) as exc:
+        raise StateTestError(f"{path}: malformed state test: {type(exc).__name__}: {exc}") \
+            from exc

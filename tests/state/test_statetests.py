@@ -13,10 +13,11 @@ import pytest
 import yaml
 from eth_hash.auto import keccak
 
+from apps.statetest_cli import main as statetest_main
 from state.backend import Account
+from state.errors import StateTestError
 from state.memory import MemoryBackend
 from state.statetest import load_tests, run_case, run_paths
-from apps.statetest_cli import main as statetest_main
 from state.statetest.filler import (
     diff_against_expect,
     expect_entries,
@@ -407,7 +408,7 @@ def test_filler_numbers_and_addresses():
         "1000000000000000000000000000000000000001")
     assert to_address("0xeD09375DC6B20050d242d1611af97eE4A6E93CAd").hex() == \
         "ed09375dc6b20050d242d1611af97ee4a6e93cad"
-    with pytest.raises(ValueError):
+    with pytest.raises(StateTestError):
         to_address("0x" + "11" * 21)
 
 
