@@ -1,15 +1,16 @@
-"""evmc_bridge: the EVMC face of the engine.
+"""evmc_bridge: the bottom layer, the vocabulary every other layer speaks.
 
 `types` holds EVMC 12's message, result, transaction context, status codes, revisions,
-call kinds and flags as Python values; `host` the host interface as a Protocol. The
-engine's entry point `ewasm.execute(host, revision, message, code)` speaks these types.
-`cabi` is EVMC ABI 12 in C; `build` makes libewasm.so (the engine as a loadable EVMC VM,
-`python -m evmc_bridge build --output DIR`); `load_vm` loads any EVMC VM library and
-drives it from Python with the engine's `execute` signature.
+call kinds and flags as Python values; `abc` the map of the system's interfaces (Host,
+VM, CodeLoader, CostRules, StateBackend, BlockStore), each with its contract;
+`constants` the shared values (zero values, empty roots, the gas schedule); `forks` the
+rules of each revision as data; `errors` this layer's errors. `cabi` is EVMC ABI 12 in
+C; `load_vm` loads any EVMC VM library and drives it from Python with the engine's
+`execute` signature. The engine as an EVMC VM for C hosts is apps.libewasm.
 """
 
+from .abc import VM, CodeLoader, CostRules, Host
 from .errors import EvmcError, EvmcLoadError, EvmcOptionError, UnknownRevisionError
-from .host import Host
 from .types import (
     ZERO_ADDRESS,
     ZERO_BYTES32,
@@ -46,6 +47,8 @@ __all__ = [
     "AccessStatus",
     "CallKind",
     "Capability",
+    "CodeLoader",
+    "CostRules",
     "Flags",
     "Host",
     "Message",
@@ -55,4 +58,5 @@ __all__ = [
     "StorageStatus",
     "TxContext",
     "UnknownRevisionError",
+    "VM",
 ]

@@ -24,8 +24,8 @@ from typing import Any
 import cffi
 
 from . import cabi
+from .abc import Host
 from .errors import EvmcError, EvmcLoadError, EvmcOptionError
-from .host import Host
 from .types import Message, Result, Revision
 
 _ffi = cffi.FFI()

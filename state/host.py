@@ -11,7 +11,7 @@ runs), which is what the engine sends for CALLCODE and DELEGATECALL.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import rlp
 from eth_hash.auto import keccak
@@ -27,37 +27,16 @@ from evmc_bridge import (
     StorageStatus,
     TxContext,
 )
+from evmc_bridge.abc import VM, CodeLoader
 from evmc_bridge.constants import ZERO_BYTES32
 from evmc_bridge.forks import rules
 
 from .backend import Log, StateBackend
 
 
-class CodeLoader(Protocol):
-    """What a chain does to contract code around a CREATE: prepare the init code before it
-    runs and turn the code it returns into the code stored (validation, metering, ahead-of-
-    time compilation; gasmeter.MeteringPolicy is one). Either raises ewasm.WasmError to
-    fail the CREATE as a contract validation failure. When init_code returns other bytes
-    than it was given, the VM is called with `sent_code=` the original (the engine's EEI
-    shows it to `codeCopy`)."""
-
-    def init_code(self, code: bytes) -> bytes: ...
-
-    def deployed_code(self, code: bytes) -> bytes: ...
-
-
-
 def create_address(sender: bytes, nonce: int) -> bytes:
     """CREATE's address: keccak256(rlp([sender, nonce]))[12:]."""
     return keccak(rlp.encode([sender, nonce]))[12:]
-
-
-class VM(Protocol):
-    """EVMC's execute: one frame of `code` for `message` against `host`. Never raises for
-    anything the code or message can cause; every outcome is a Result."""
-
-    def __call__(self, host: Any, revision: Revision, message: Message, code: bytes,
-                 **options: Any) -> Result: ...
 
 
 class StateHost:

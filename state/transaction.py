@@ -12,13 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
+from evmc_bridge.abc import CodeLoader
 from evmc_bridge.constants import ZERO_BYTES32
 from evmc_bridge.forks import rules
 from gasmeter import MeteringPolicy
 
 from .backend import Log, StateBackend
 from .errors import EngineOptionError, InvalidTransaction
-from .host import CodeLoader, StateHost, create_address
+from .host import StateHost, create_address
 
 
 @dataclass(frozen=True)
