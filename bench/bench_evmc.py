@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import ewasm  # noqa: E402
-from evmc_bridge import Message, Revision  # noqa: E402
 from apps.libewasm.build import build_library  # noqa: E402
+from evmc_bridge import Message, Revision  # noqa: E402
 from evmc_bridge.loader import load_vm  # noqa: E402
 from tests.apps.libewasm.test_c_abi import MirrorHost  # noqa: E402
 

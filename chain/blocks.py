@@ -14,7 +14,8 @@ from eth_hash.auto import keccak
 from rlp.sedes import Binary, CountableList, List, big_endian_int, binary
 from trie import HexaryTrie
 
-from state.backend import Log
+from state.backend import BLANK_ROOT, Log
+from state.root import LOG_SEDES
 
 _HASH = Binary.fixed_length(32)
 _ADDRESS = Binary.fixed_length(20)
@@ -22,14 +23,13 @@ _BLOOM = Binary.fixed_length(256)
 _HEADER = List([_HASH, _HASH, _ADDRESS, _HASH, _HASH, _HASH, _BLOOM, big_endian_int,
                 big_endian_int, big_endian_int, big_endian_int, big_endian_int, binary,
                 _HASH, Binary.fixed_length(8), big_endian_int])
-_LOG = List([_ADDRESS, CountableList(_HASH), binary])
-_RECEIPT = List([big_endian_int, big_endian_int, _BLOOM, CountableList(_LOG)])
+_RECEIPT = List([big_endian_int, big_endian_int, _BLOOM, CountableList(LOG_SEDES)])
 # What the chain keeps beside the consensus receipt to answer eth_getTransactionReceipt.
 _RECEIPT_RECORD = List([big_endian_int, big_endian_int, big_endian_int, big_endian_int,
                         binary, big_endian_int, _ADDRESS, binary, binary])
 
 EMPTY_OMMERS_HASH = keccak(rlp.encode([]))
-EMPTY_TRIE_ROOT = keccak(rlp.encode(b""))
+EMPTY_TRIE_ROOT = BLANK_ROOT  # the state's name for it; both stay until constants merge
 
 
 def bloom(logs: Iterable[Log]) -> bytes:

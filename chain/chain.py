@@ -1,10 +1,10 @@
 """The local chain: a persistent Ewasm chain with instant mining, as Anvil's automine.
 
 Every valid transaction is mined at once into its own block (header, state root,
-transactions and receipts roots, logs bloom), and the block is committed to the SQLite
-database atomically with its state changes: a crash leaves the last committed block whole
-and nothing of the next. Contracts are deployed through the ContractLoader (Ewasm
-validation, gasmeter metering, ahead-of-time compilation).
+transactions and receipts roots, logs bloom), and the block store (chain/store.py,
+SQLite by default) commits it atomically with its state changes: a crash leaves the last
+committed block whole and nothing of the next. Contracts are deployed through the
+ContractLoader (Ewasm validation, gasmeter metering, ahead-of-time compilation).
 
 One Chain object owns one database file: a lock file keeps a second process (a node, or
 a CLI command while a node runs) from writing it too.
@@ -26,11 +26,11 @@ from eth_account import Account
 from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
 from state.backend import Log
 from state.host import StateHost, create_address
-from state.sqlite import BlockData, SqliteBackend, StoredLog, StoredTx
 from state.transaction import BlockEnv, Transaction, apply_transaction, intrinsic_gas
 
 from .blocks import EMPTY_TRIE_ROOT, Header, Receipt, bloom, next_base_fee, ordered_trie_root
 from .loader import ContractLoader
+from .store import BlockData, BlockStore, SqliteBlockStore, StoredLog, StoredTx
 from .transactions import SignedTransaction, TransactionDecodeError, decode_transaction
 
 GWEI = 10**9
@@ -133,14 +133,28 @@ class Chain:
     """The chain over one database file. Thread-safe: one lock serializes every access."""
 
     def __init__(self, path: str | os.PathLike, config: ChainConfig | None = None, *,
-                 metering: bool = True) -> None:
+                 metering: bool = True, store: BlockStore | None = None) -> None:
+        """The chain in the database at path, created with config (default ChainConfig())
+        if new; a stored chain must be opened with its own config or none.
+
+        store: the block store to use (its state backend holds the chain's state), owned
+        by the chain from then on: closed by close(), and when the chain refuses to open
+        (locked, or another configuration). By default a SqliteBlockStore over the file at
+        path. Either way path's lock file keeps other processes out.
+        """
         self.path = Path(path)
-        self._lock_file = _lock_database(self.path)
         try:
-            self.backend = SqliteBackend(self.path)
+            self._lock_file = _lock_database(self.path)
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
+        try:
+            self.store = SqliteBlockStore.open(self.path) if store is None else store
         except BaseException:
             self._lock_file.close()
             raise
+        self.backend = self.store.state
         self._lock = threading.RLock()
         self.loader = ContractLoader(metering=metering)
         stored = self.backend.get_meta("config")
@@ -159,7 +173,7 @@ class Chain:
 
     def close(self) -> None:
         with self._lock:
-            self.backend.close()
+            self.store.close()
             self._lock_file.close()
 
     def __enter__(self) -> Chain:
@@ -176,7 +190,7 @@ class Chain:
         header = Header(ZERO_HASH, self.config.coinbase, self.backend.state_root(),
                         EMPTY_TRIE_ROOT, EMPTY_TRIE_ROOT, bytes(256), 0, self.config.gas_limit,
                         0, 0, self.config.initial_base_fee)
-        self.backend.commit_block(BlockData(0, header.hash, ZERO_HASH, header.encode(), (), ()))
+        self.store.commit_block(BlockData(0, header.hash, ZERO_HASH, header.encode(), (), ()))
 
     @property
     def chain_id(self) -> int:
@@ -184,15 +198,15 @@ class Chain:
 
     def head(self) -> int:
         with self._lock:
-            head = self.backend.head()
+            head = self.store.head()
             assert head is not None  # the genesis block is written on creation
             return head
 
     def block(self, ref: int | bytes) -> tuple[Header, BlockData] | None:
         """The block by number or by hash."""
         with self._lock:
-            data = (self.backend.block(ref) if isinstance(ref, int)
-                    else self.backend.block_by_hash(ref))
+            data = (self.store.block(ref) if isinstance(ref, int)
+                    else self.store.block_by_hash(ref))
         return None if data is None else (Header.decode(data.header), data)
 
     def head_header(self) -> Header:
@@ -206,8 +220,8 @@ class Chain:
 
     def _block_hash(self, number: int) -> bytes:
         # Called from the engine's thread while the mining thread holds the lock and waits
-        # for it: no locking here (the backend is not used concurrently meanwhile).
-        data = self.backend.block(number)
+        # for it: no locking here (the store is not used concurrently meanwhile).
+        data = self.store.block(number)
         return ZERO_HASH if data is None else data.hash
 
     def _env(self, parent: Header, *, base_fee: int | None = None) -> BlockEnv:
@@ -245,11 +259,11 @@ class Chain:
     # --- transactions ---------------------------------------------------------------------
     def transaction(self, tx_hash: bytes) -> MinedTransaction | None:
         with self._lock:
-            stored = self.backend.transaction(tx_hash)
+            stored = self.store.transaction(tx_hash)
             if stored is None:
                 return None
-            logs = tuple(log for log in self.backend.logs(stored.block_number,
-                                                          stored.block_number)
+            logs = tuple(log for log in self.store.logs(stored.block_number,
+                                                        stored.block_number)
                          if log.tx_hash == tx_hash)
         receipt = Receipt.from_record(stored.receipt,
                                       (Log(x.address, x.topics, x.data) for x in logs))
@@ -258,7 +272,7 @@ class Chain:
     def logs(self, from_block: int, to_block: int, addresses: Sequence[bytes] | None = None,
              topics: Sequence[None | bytes | Sequence[bytes]] = ()) -> list[StoredLog]:
         with self._lock:
-            return self.backend.logs(from_block, to_block, addresses, topics)
+            return self.store.logs(from_block, to_block, addresses, topics)
 
     def send_raw_transaction(self, raw: bytes) -> bytes:
         """Validate, mine and commit; returns the transaction hash."""
@@ -309,7 +323,7 @@ class Chain:
         if tx.chain_id != config.chain_id:
             raise InvalidTransactionError(
                 f"invalid chain id for signer: have {tx.chain_id} want {config.chain_id}")
-        if backend.transaction(tx.hash) is not None:
+        if self.store.transaction(tx.hash) is not None:
             raise InvalidTransactionError("already known")
         parent = self.head_header()
         env = self._env(parent)
@@ -335,8 +349,8 @@ class Chain:
             logs = tuple(StoredLog(env.number, block_hash, 0, tx.hash, i, log.address,
                                    tuple(log.topics), log.data)
                          for i, log in enumerate(outcome.logs))
-            backend.commit_block(BlockData(env.number, block_hash, parent.hash,
-                                           header.encode(), (stored,), logs))
+            self.store.commit_block(BlockData(env.number, block_hash, parent.hash,
+                                              header.encode(), (stored,), logs))
         except BaseException:
             backend.discard()
             raise

@@ -53,11 +53,31 @@ def check_address(address: bytes) -> bytes:
     return bytes(address)
 
 
+def check_hash(value: bytes, what: str) -> bytes:
+    """The 32-byte value (a hash, a topic, a storage word) as bytes, or ValueError naming
+    it as `what`."""
+    if not isinstance(value, bytes | bytearray) or len(value) != 32:
+        raise ValueError(f"{what} is 32 bytes (bytes or bytearray), got {value!r}")
+    return bytes(value)
+
+
 def check_word(word: bytes, what: str) -> bytes:
     """The storage key or value as bytes, or ValueError unless it is 32 bytes."""
-    if not isinstance(word, bytes | bytearray) or len(word) != 32:
-        raise ValueError(f"a storage {what} is 32 bytes (bytes or bytearray), got {word!r}")
-    return bytes(word)
+    return check_hash(word, f"a storage {what}")
+
+
+def check_bytes(value: bytes, what: str) -> bytes:
+    """The value as bytes, or ValueError unless it is bytes or a bytearray."""
+    if not isinstance(value, bytes | bytearray):
+        raise ValueError(f"{what} must be bytes, got {type(value).__name__}")
+    return bytes(value)
+
+
+def check_uint(value: int, what: str, limit: int) -> int:
+    """The value, or ValueError unless it is an int (not a bool) in [0, limit)."""
+    if type(value) is not int or not 0 <= value < limit:
+        raise ValueError(f"{what} must be an int in [0, {limit:#x}), got {value!r}")
+    return value
 
 
 def check_account(account: Account) -> Account:
@@ -68,14 +88,13 @@ def check_account(account: Account) -> Account:
         raise ValueError(f"nonce {account.nonce} out of range [0, 2**64)")
     if not 0 <= account.balance < UINT256_LIMIT:
         raise ValueError(f"balance {account.balance} out of range [0, 2**256)")
-    if not isinstance(account.code, bytes | bytearray):
-        raise ValueError(f"code must be bytes, got {type(account.code).__name__}")
+    code = check_bytes(account.code, "code")
     storage = {}
     for key, value in account.storage.items():
         key, value = check_word(key, "key"), check_word(value, "value")
         if value != ZERO32:
             storage[key] = value
-    return Account(account.nonce, account.balance, bytes(account.code), storage)
+    return Account(account.nonce, account.balance, code, storage)
 
 
 class StateBackend(ABC):
@@ -202,3 +221,44 @@ class StateBackend(ABC):
             assert acc is not None  # addresses() lists only existing accounts
             out[address] = acc
         return out
+
+
+class PersistentBackend(StateBackend):
+    """A StateBackend over a committed state: every change is pending until
+    `commit_state` makes the pending changes the committed state, or `discard` drops them.
+
+    Beside the state it keeps named values (`set_meta`), pending and committed with it, for
+    whatever the application must keep consistent with the state (its configuration, say).
+    """
+
+    @abstractmethod
+    def commit_state(self) -> None:
+        """Make the pending changes (state and meta values) the committed state, all or
+        nothing, and clear the touched set.
+
+        ValueError, with nothing committed, if a snapshot is live. If writing fails,
+        nothing is committed and the changes stay pending: retry, or discard()."""
+
+    @abstractmethod
+    def discard(self) -> None:
+        """Drop every pending change (state and meta values), end every live snapshot and
+        clear the touched set."""
+
+    @abstractmethod
+    def state_root(self) -> bytes:
+        """The state root of the state as it stands (pending changes included); equal to
+        state.root.state_root(self)."""
+
+    @abstractmethod
+    def set_meta(self, key: str, value: bytes) -> None:
+        """Set a named value: pending, as the state changes are (get_meta sees it at once).
+        ValueError unless key is a str and value bytes."""
+
+    @abstractmethod
+    def get_meta(self, key: str) -> bytes | None:
+        """The named value (pending one first); None if unset. ValueError unless key is a
+        str."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the backend; pending changes are dropped."""

@@ -13,7 +13,14 @@ from abc import abstractmethod
 from bisect import bisect_left
 from typing import Any
 
-from .backend import NONCE_LIMIT, UINT256_LIMIT, StateBackend, check_address, check_word
+from .backend import (
+    NONCE_LIMIT,
+    UINT256_LIMIT,
+    StateBackend,
+    check_address,
+    check_bytes,
+    check_word,
+)
 
 # Undo-log entry kinds; an entry's second item is always the address. The backend decides
 # what the rest of an _ACCOUNT, _FIELD or _SLOT entry holds.
@@ -69,9 +76,7 @@ class JournaledBackend(StateBackend):
 
     def set_code(self, address: bytes, code: bytes) -> None:
         address = addr(address)
-        if not isinstance(code, bytes | bytearray):
-            raise ValueError(f"code must be bytes, got {type(code).__name__}")
-        self._set_field(address, "code", bytes(code))
+        self._set_field(address, "code", check_bytes(code, "code"))
         self._code_changed(address)
 
     def set_balance(self, address: bytes, value: int) -> None:

@@ -17,7 +17,15 @@ from .backend import BLANK_ROOT, ZERO32, Log, StateBackend, check_word
 
 _HASH = Binary.fixed_length(32)
 _ACCOUNT = List([big_endian_int, big_endian_int, _HASH, _HASH])
-_LOGS = CountableList(List([Binary.fixed_length(20), CountableList(_HASH), Binary()]))
+# A log's RLP, [address, [topic, ...], data]: the one definition for every encoding that
+# holds logs (the logs hash here, receipts).
+LOG_SEDES = List([Binary.fixed_length(20), CountableList(_HASH), Binary()])
+_LOGS = CountableList(LOG_SEDES)
+
+
+def slot_rlp(value: bytes) -> bytes:
+    """A storage trie leaf: rlp(the 32-byte value as a minimal big-endian integer)."""
+    return rlp.encode(value.lstrip(b"\0"))
 
 
 def storage_root(storage: Mapping[bytes, bytes]) -> bytes:
@@ -30,7 +38,7 @@ def storage_root(storage: Mapping[bytes, bytes]) -> bytes:
     for key, value in storage.items():
         key, value = check_word(key, "key"), check_word(value, "value")
         if value != ZERO32:
-            t[keccak(key)] = rlp.encode(value.lstrip(b"\0"))
+            t[keccak(key)] = slot_rlp(value)
     return t.root_hash
 
 
@@ -64,4 +72,5 @@ def logs_hash(logs: Iterable[Log]) -> bytes:
     return keccak(encoded)
 
 
-__all__ = ["BLANK_ROOT", "account_rlp", "logs_hash", "state_root", "storage_root"]
+__all__ = ["BLANK_ROOT", "LOG_SEDES", "account_rlp", "logs_hash", "slot_rlp", "state_root",
+           "storage_root"]
