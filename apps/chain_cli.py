@@ -13,6 +13,7 @@ from pathlib import Path
 from chain.chain import ETHER, Chain, ChainConfig, ChainError, MinedTransaction
 from chain.wrap import wrap_deploy
 from ewasm.errors import WasmError
+from state.errors import InvalidTransaction
 
 COMMANDS = ("node", "deploy", "call", "send", "balance", "wrap-deploy")
 DEFAULT_DB = "ewasm-chain.db"
@@ -238,7 +239,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ChainError as exc:
+    except (ChainError, InvalidTransaction) as exc:
+        exc = exc if isinstance(exc, ChainError) else ChainError(str(exc))
         if getattr(args, "json", False):
             print(json.dumps({"error": {"code": exc.code, "message": str(exc),
                                         "data": None if exc.data is None

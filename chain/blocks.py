@@ -14,7 +14,8 @@ from eth_hash.auto import keccak
 from rlp.sedes import Binary, CountableList, List, big_endian_int, binary
 from trie import HexaryTrie
 
-from state.backend import BLANK_ROOT, Log
+from evmc_bridge.constants import EMPTY_OMMERS_HASH
+from state.backend import Log
 from state.root import LOG_SEDES
 
 _HASH = Binary.fixed_length(32)
@@ -28,8 +29,6 @@ _RECEIPT = List([big_endian_int, big_endian_int, _BLOOM, CountableList(LOG_SEDES
 _RECEIPT_RECORD = List([big_endian_int, big_endian_int, big_endian_int, big_endian_int,
                         binary, big_endian_int, _ADDRESS, binary, binary])
 
-EMPTY_OMMERS_HASH = keccak(rlp.encode([]))
-EMPTY_TRIE_ROOT = BLANK_ROOT  # the state's name for it; both stay until constants merge
 
 
 def bloom(logs: Iterable[Log]) -> bytes:

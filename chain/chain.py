@@ -24,11 +24,14 @@ from pathlib import Path
 from eth_account import Account
 
 from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
+from evmc_bridge.constants import EMPTY_TRIE_ROOT, ZERO_ADDRESS, ZERO_BYTES32
 from state.backend import Log
+from state.errors import InvalidTransaction
 from state.host import StateHost, create_address
 from state.transaction import BlockEnv, Transaction, apply_transaction, intrinsic_gas
 
-from .blocks import EMPTY_TRIE_ROOT, Header, Receipt, bloom, next_base_fee, ordered_trie_root
+from .blocks import Header, Receipt, bloom, next_base_fee, ordered_trie_root
+from .errors import ChainError
 from .loader import ContractLoader
 from .store import BlockData, BlockStore, SqliteBlockStore, StoredLog, StoredTx
 from .transactions import SignedTransaction, TransactionDecodeError, decode_transaction
@@ -40,22 +43,6 @@ PRIORITY_FEE = GWEI  # the tip suggested and used by default (eth_maxPriorityFee
 # Hardhat's and Anvil's development mnemonic: the keys every Ethereum tool already knows
 # as throw-away test keys (never to hold real funds).
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
-ZERO_ADDRESS = bytes(20)
-ZERO_HASH = bytes(32)
-
-
-class ChainError(Exception):
-    """A request the chain refuses; `code` is the JSON-RPC error code geth would use."""
-
-    code = -32000
-
-    def __init__(self, message: str, data: bytes | None = None):
-        super().__init__(message)
-        self.data = data
-
-
-class InvalidTransactionError(ChainError):
-    """The transaction cannot be included (nothing is mined, nothing changes)."""
 
 
 class ExecutionReverted(ChainError):
@@ -187,10 +174,10 @@ class Chain:
         for account in self.accounts:
             self.backend.set_balance(account.address, self.config.dev_balance)
         self.backend.set_meta("config", self.config.to_json())
-        header = Header(ZERO_HASH, self.config.coinbase, self.backend.state_root(),
+        header = Header(ZERO_BYTES32, self.config.coinbase, self.backend.state_root(),
                         EMPTY_TRIE_ROOT, EMPTY_TRIE_ROOT, bytes(256), 0, self.config.gas_limit,
                         0, 0, self.config.initial_base_fee)
-        self.store.commit_block(BlockData(0, header.hash, ZERO_HASH, header.encode(), (), ()))
+        self.store.commit_block(BlockData(0, header.hash, ZERO_BYTES32, header.encode(), (), ()))
 
     @property
     def chain_id(self) -> int:
@@ -222,14 +209,14 @@ class Chain:
         # Called from the engine's thread while the mining thread holds the lock and waits
         # for it: no locking here (the store is not used concurrently meanwhile).
         data = self.store.block(number)
-        return ZERO_HASH if data is None else data.hash
+        return ZERO_BYTES32 if data is None else data.hash
 
     def _env(self, parent: Header, *, base_fee: int | None = None) -> BlockEnv:
         number = parent.number + 1
         head = parent.number
 
         def block_hash(n: int) -> bytes:
-            return self._block_hash(n) if head - 256 < n <= head else ZERO_HASH
+            return self._block_hash(n) if head - 256 < n <= head else ZERO_BYTES32
 
         return BlockEnv(coinbase=self.config.coinbase, number=number,
                         timestamp=max(int(time.time()), parent.timestamp + 1),
@@ -279,7 +266,7 @@ class Chain:
         try:
             tx = decode_transaction(raw)
         except TransactionDecodeError as exc:
-            raise InvalidTransactionError(str(exc)) from None
+            raise InvalidTransaction(str(exc)) from None
         with self._lock:
             return self._mine(tx)
 
@@ -321,10 +308,10 @@ class Chain:
     def _mine(self, tx: SignedTransaction) -> bytes:
         backend, config = self.backend, self.config
         if tx.chain_id != config.chain_id:
-            raise InvalidTransactionError(
+            raise InvalidTransaction(
                 f"invalid chain id for signer: have {tx.chain_id} want {config.chain_id}")
         if self.store.transaction(tx.hash) is not None:
-            raise InvalidTransactionError("already known")
+            raise InvalidTransaction("already known")
         parent = self.head_header()
         env = self._env(parent)
         stx = tx.to_state_transaction(env.base_fee)
@@ -332,7 +319,7 @@ class Chain:
             outcome = apply_transaction(backend, env, stx, revision=REVISION,
                                         loader=self.loader)
             if not outcome.valid:
-                raise InvalidTransactionError(outcome.error)
+                raise InvalidTransaction(outcome.error)
             backend.clear_touched()
             ok = outcome.status == StatusCode.SUCCESS
             receipt = Receipt(tx.type, int(ok), outcome.gas_used, outcome.gas_used,

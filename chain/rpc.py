@@ -17,6 +17,8 @@ from typing import Any
 
 import rlp
 
+from state.errors import InvalidTransaction
+
 from .blocks import next_base_fee
 from .chain import PRIORITY_FEE, Chain, ChainError, MinedTransaction
 from .transactions import LEGACY
@@ -26,6 +28,7 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+CHAIN_ERROR = -32000  # geth's for a request the chain refuses
 MAX_BODY = 5 * 1024 * 1024  # geth's limit on an HTTP request body
 MAX_BATCH = 1000
 MAX_LOG_RANGE = 10_000
@@ -174,6 +177,8 @@ class Rpc:
         except ChainError as exc:
             data = None if exc.data is None else _data(exc.data)
             return None if notification else _error(rid, RpcError(exc.code, str(exc), data))
+        except InvalidTransaction as exc:  # geth's code and message for a refused tx
+            return None if notification else _error(rid, RpcError(CHAIN_ERROR, str(exc)))
         except Exception as exc:  # a bug: report it, keep serving
             return None if notification else _error(
                 rid, RpcError(INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"))

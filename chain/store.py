@@ -1,7 +1,8 @@
 """The chain's block store: blocks, their transactions and receipts, and their logs indexed
 for eth_getLogs, committed block by block together with the state the block leaves.
 
-`BlockStore` is the contract the chain depends on; `SqliteBlockStore` keeps the records
+`BlockStore` (evmc_bridge.abc, with the records BlockData, StoredTx, StoredLog; all
+re-exported here) is the contract the chain depends on; `SqliteBlockStore` keeps the records
 in the state database's file, beside SqliteBackend's tables, and writes each block inside
 the backend's commit transaction (`SqliteBackend.commit_state(write=...)`): a crash at any
 moment leaves the last committed block whole, with its state, and nothing of the next.
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from state.backend import PersistentBackend, check_address, check_bytes, check_hash, check_uint
+from evmc_bridge.abc import BlockData, BlockStore, StoredLog, StoredTx
+from state.backend import check_address, check_bytes, check_hash, check_uint
 from state.sqlite import SqliteBackend, StateDatabaseError
+
+from .errors import InvalidBlockError
 
 _SQL_INT_LIMIT = 1 << 63  # SQLite integers are signed 64-bit
 
@@ -40,103 +42,15 @@ CREATE INDEX logs_topic0 ON logs (topic0, block_number, log_index);
 """
 _TABLES = ("blocks", "transactions", "logs")
 
-
-@dataclass(frozen=True)
-class StoredLog:
-    """One log, positioned in the chain."""
-
-    block_number: int
-    block_hash: bytes
-    tx_index: int
-    tx_hash: bytes
-    log_index: int  # within the block
-    address: bytes
-    topics: tuple[bytes, ...]
-    data: bytes
+__all__ = ["BlockData", "BlockStore", "SqliteBlockStore", "StoredLog", "StoredTx"]
 
 
-@dataclass(frozen=True)
-class StoredTx:
-    hash: bytes
-    block_number: int
-    block_hash: bytes
-    index: int
-    raw: bytes  # the signed transaction, opaque to the store
-    receipt: bytes  # an encoded receipt, opaque to the store (the chain picks the format)
 
 
-@dataclass(frozen=True)
-class BlockData:
-    number: int
-    hash: bytes
-    parent_hash: bytes
-    header: bytes  # opaque encoded header
-    transactions: tuple[StoredTx, ...]  # in block order
-    logs: tuple[StoredLog, ...]  # every log of the block, in order
 
 
-class BlockStore(ABC):
-    """The chain's blocks, transactions, receipts and logs, bound to the state backend
-    whose pending changes each block commits.
 
-    A store holds a linear chain from block 0 to its head. Arguments of the wrong type or
-    shape raise ValueError. Not thread-safe: the chain serializes access.
-    """
 
-    @property
-    @abstractmethod
-    def state(self) -> PersistentBackend:
-        """The state backend: commit_block commits its pending changes with each block."""
-
-    @abstractmethod
-    def head(self) -> int | None:
-        """The latest block number; None before the first block."""
-
-    @abstractmethod
-    def commit_block(self, block: BlockData) -> None:
-        """Commit the state backend's pending changes (state and meta values) and the block
-        (its transactions, receipts and logs) atomically: after a crash at any moment,
-        either both are there or neither is. The pending changes then become the committed
-        state, the touched set is cleared, and the block is the head.
-
-        ValueError, with nothing written and the pending changes intact, unless the block
-        follows the head (number head+1, or 0 on an empty chain; parent_hash the head's
-        hash), its hash and its transactions' hashes are new, and its records are well
-        formed (each transaction and log carrying this block's number, hash and its own
-        index; logs in transaction order; at most 4 topics of 32 bytes), or if a snapshot
-        of the state is live. If writing fails, nothing is written and the pending changes
-        stay as they were: retry, or discard them (state.discard()).
-        """
-
-    @abstractmethod
-    def block(self, number: int) -> BlockData | None:
-        """The block by number, with its transactions and logs; None if there is none
-        (a negative or too large number included). ValueError unless number is an int."""
-
-    @abstractmethod
-    def block_by_hash(self, block_hash: bytes) -> BlockData | None:
-        """The block by hash; None if there is none. ValueError unless 32 bytes."""
-
-    @abstractmethod
-    def transaction(self, tx_hash: bytes) -> StoredTx | None:
-        """The transaction and its receipt by hash; None if it is in no block.
-        ValueError unless 32 bytes."""
-
-    @abstractmethod
-    def logs(self, from_block: int, to_block: int, addresses: Sequence[bytes] | None = None,
-             topics: Sequence[None | bytes | Sequence[bytes]] = ()) -> list[StoredLog]:
-        """eth_getLogs over blocks from_block..to_block (inclusive), in chain order.
-
-        addresses: any of them (None or empty: any address). topics: by position, None
-        (or an empty list) matches anything, a value that exact topic, a list any of its
-        values; a log with fewer topics than a non-wildcard position does not match.
-        ValueError for a bound outside [0, 2**64), an address or topic of the wrong size,
-        one address instead of a list, or more than 4 topic positions.
-        """
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release the store and its state backend; pending changes are dropped."""
 
 
 class SqliteBlockStore(BlockStore):
@@ -197,60 +111,60 @@ class SqliteBlockStore(BlockStore):
     def _check_block(self, block: BlockData) -> tuple[list[tuple], list[tuple]]:
         """Validate the block against the head; its transaction and log rows."""
         if not isinstance(block, BlockData):
-            raise ValueError(f"expected BlockData, got {type(block).__name__}")
+            raise InvalidBlockError(f"expected BlockData, got {type(block).__name__}")
         number = check_uint(block.number, "a block number", _SQL_INT_LIMIT)
         block_hash = check_hash(block.hash, "a block hash")
         parent_hash = check_hash(block.parent_hash, "a parent hash")
         check_bytes(block.header, "a block header")
         if self._head is None:
             if number != 0:
-                raise ValueError(f"the first block is number 0, not {number}")
+                raise InvalidBlockError(f"the first block is number 0, not {number}")
         else:
             head, head_hash = self._head
             if number != head + 1:
-                raise ValueError(f"block {number} does not follow the head, block {head}")
+                raise InvalidBlockError(f"block {number} does not follow the head, block {head}")
             if parent_hash != head_hash:
-                raise ValueError(f"block {number}'s parent hash 0x{parent_hash.hex()} is not "
+                raise InvalidBlockError(f"block {number}'s parent hash 0x{parent_hash.hex()} is not "
                                  f"block {head}'s hash 0x{head_hash.hex()}")
         if self._db.execute("SELECT 1 FROM blocks WHERE hash = ?", (block_hash,)).fetchone():
-            raise ValueError(f"a block with hash 0x{block_hash.hex()} is already stored")
+            raise InvalidBlockError(f"a block with hash 0x{block_hash.hex()} is already stored")
         txs: list[tuple] = []
         tx_hashes: list[bytes] = []
         for i, tx in enumerate(block.transactions):
             if not isinstance(tx, StoredTx):
-                raise ValueError(f"transaction {i}: expected StoredTx, got {type(tx).__name__}")
+                raise InvalidBlockError(f"transaction {i}: expected StoredTx, got {type(tx).__name__}")
             tx_hash = check_hash(tx.hash, f"transaction {i}'s hash")
             if (tx.block_number, tx.block_hash, tx.index) != (number, block_hash, i):
-                raise ValueError(f"transaction {i} says block {tx.block_number!r}, hash "
+                raise InvalidBlockError(f"transaction {i} says block {tx.block_number!r}, hash "
                                  f"{tx.block_hash!r}, index {tx.index!r}: not this block's "
                                  f"{number}, 0x{block_hash.hex()}, {i}")
             if tx_hash in tx_hashes or self._db.execute(
                     "SELECT 1 FROM transactions WHERE hash = ?", (tx_hash,)).fetchone():
-                raise ValueError(f"transaction 0x{tx_hash.hex()} is already stored")
+                raise InvalidBlockError(f"transaction 0x{tx_hash.hex()} is already stored")
             tx_hashes.append(tx_hash)
             txs.append((tx_hash, number, i, check_bytes(tx.raw, "a raw transaction"),
                         check_bytes(tx.receipt, "a receipt")))
         logs: list[tuple] = []
         for i, log in enumerate(block.logs):
             if not isinstance(log, StoredLog):
-                raise ValueError(f"log {i}: expected StoredLog, got {type(log).__name__}")
+                raise InvalidBlockError(f"log {i}: expected StoredLog, got {type(log).__name__}")
             if (log.block_number, log.block_hash, log.log_index) != (number, block_hash, i):
-                raise ValueError(f"log {i} says block {log.block_number!r}, hash "
+                raise InvalidBlockError(f"log {i} says block {log.block_number!r}, hash "
                                  f"{log.block_hash!r}, index {log.log_index!r}: not this "
                                  f"block's {number}, 0x{block_hash.hex()}, {i}")
             if (type(log.tx_index) is not int or not 0 <= log.tx_index < len(tx_hashes)
                     or tx_hashes[log.tx_index] != log.tx_hash):
-                raise ValueError(f"log {i}: transaction {log.tx_index!r} with hash "
+                raise InvalidBlockError(f"log {i}: transaction {log.tx_index!r} with hash "
                                  f"{log.tx_hash!r} is not in the block")
             if not isinstance(log.topics, tuple | list) or len(log.topics) > 4:
-                raise ValueError(f"log {i}: topics are a tuple of at most 4, "
+                raise InvalidBlockError(f"log {i}: topics are a tuple of at most 4, "
                                  f"got {log.topics!r}")
             topics = [check_hash(t, f"log {i}'s topic") for t in log.topics]
             logs.append((number, i, log.tx_index, tx_hashes[log.tx_index],
                          check_address(log.address), *topics, *[None] * (4 - len(topics)),
                          check_bytes(log.data, "log data")))
         if len(logs) > 1 and any(a[2] > b[2] for a, b in zip(logs, logs[1:], strict=False)):
-            raise ValueError("logs are not in transaction order")
+            raise InvalidBlockError("logs are not in transaction order")
         return txs, logs
 
     def _write_block(self, block: BlockData, txs: list[tuple], logs: list[tuple]) -> None:
@@ -274,7 +188,7 @@ class SqliteBlockStore(BlockStore):
 
     def block(self, number: int) -> BlockData | None:
         if type(number) is not int:
-            raise ValueError(f"a block number is an int, got {number!r}")
+            raise InvalidBlockError(f"a block number is an int, got {number!r}")
         if not 0 <= number < _SQL_INT_LIMIT:
             return None
         row = self._db.execute("SELECT number, hash, parent_hash, header FROM blocks "
@@ -307,13 +221,13 @@ class SqliteBlockStore(BlockStore):
         args: list = [lo, hi]
         if addresses is not None:
             if isinstance(addresses, bytes | bytearray | str):
-                raise ValueError("addresses is a list of addresses, not one")
+                raise InvalidBlockError("addresses is a list of addresses, not one")
             wanted = [check_address(a) for a in addresses]
             if wanted:
                 sql.append(f" AND l.address IN ({','.join('?' * len(wanted))})")
                 args.extend(wanted)
         if isinstance(topics, bytes | bytearray | str) or len(topics) > 4:
-            raise ValueError(f"topics is a list of at most 4 positions, got {topics!r}")
+            raise InvalidBlockError(f"topics is a list of at most 4 positions, got {topics!r}")
         for i, want in enumerate(topics):
             if want is None:
                 continue

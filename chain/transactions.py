@@ -16,6 +16,8 @@ from eth_keys import keys
 from eth_keys.exceptions import BadSignature
 from rlp.sedes import Binary, CountableList, List, big_endian_int, binary
 
+from evmc_bridge.constants import GAS_ACCESS_LIST_ADDRESS, GAS_ACCESS_LIST_KEY
+from state.errors import InvalidTransaction
 from state.transaction import Transaction
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -33,11 +35,9 @@ _TYPE2 = List([big_endian_int] * 5 + [_TO, big_endian_int, binary, _ACCESS_LIST]
 LEGACY, ACCESS_LIST, DYNAMIC_FEE = 0, 1, 2
 # EIP-2930's intrinsic charges for the access list (the engine does not model warm or cold
 # access, but the transaction still pays for carrying the list).
-GAS_ACCESS_LIST_ADDRESS = 2400
-GAS_ACCESS_LIST_KEY = 1900
 
 
-class TransactionDecodeError(ValueError):
+class TransactionDecodeError(InvalidTransaction):
     """The bytes are not a well-formed, correctly signed transaction."""
 
 

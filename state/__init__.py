@@ -7,23 +7,37 @@ Only the core is imported here; the host and transaction modules are imported by
 """
 
 from .backend import (
-    BLANK_ROOT,
     EMPTY_CODE_HASH,
-    ZERO32,
+    EMPTY_TRIE_ROOT,
+    ZERO_BYTES32,
     Account,
     Log,
     PersistentBackend,
     StateBackend,
+)
+from .errors import (
+    EngineOptionError,
+    InvalidStateValue,
+    InvalidTransaction,
+    NotAStateTest,
+    StateError,
+    StateTestError,
 )
 from .memory import MemoryBackend
 from .root import account_rlp, logs_hash, slot_rlp, state_root, storage_root
 from .sqlite import SqliteBackend, StateDatabaseError
 
 __all__ = [
-    "BLANK_ROOT",
+    "EMPTY_TRIE_ROOT",
     "EMPTY_CODE_HASH",
-    "ZERO32",
+    "ZERO_BYTES32",
     "Account",
+    "EngineOptionError",
+    "InvalidStateValue",
+    "InvalidTransaction",
+    "NotAStateTest",
+    "StateError",
+    "StateTestError",
     "Log",
     "MemoryBackend",
     "PersistentBackend",

@@ -21,6 +21,7 @@ from .backend import (
     check_bytes,
     check_word,
 )
+from .errors import InvalidStateValue
 
 # Undo-log entry kinds; an entry's second item is always the address. The backend decides
 # what the rest of an _ACCOUNT, _FIELD or _SLOT entry holds.
@@ -82,24 +83,24 @@ class JournaledBackend(StateBackend):
     def set_balance(self, address: bytes, value: int) -> None:
         address = addr(address)
         if type(value) is not int or not 0 <= value < UINT256_LIMIT:
-            raise ValueError(f"balance {value!r} is not an int in [0, 2**256)")
+            raise InvalidStateValue(f"balance {value!r} is not an int in [0, 2**256)")
         self._set_field(address, "balance", value)
 
     def add_balance(self, address: bytes, delta: int) -> None:
         address = addr(address)
         if type(delta) is not int:
-            raise ValueError(f"balance delta {delta!r} is not an int")
+            raise InvalidStateValue(f"balance delta {delta!r} is not an int")
         old = self.get_balance(address)
         new = old + delta
         if not 0 <= new < UINT256_LIMIT:
-            raise ValueError(f"balance of 0x{address.hex()} would leave [0, 2**256): "
+            raise InvalidStateValue(f"balance of 0x{address.hex()} would leave [0, 2**256): "
                              f"{old} + {delta}")
         self._set_field(address, "balance", new)
 
     def set_nonce(self, address: bytes, value: int) -> None:
         address = addr(address)
         if type(value) is not int or not 0 <= value < NONCE_LIMIT:
-            raise ValueError(f"nonce {value!r} is not an int in [0, 2**64)")
+            raise InvalidStateValue(f"nonce {value!r} is not an int in [0, 2**64)")
         self._set_field(address, "nonce", value)
 
     # --- touches --------------------------------------------------------------------------
@@ -135,7 +136,7 @@ class JournaledBackend(StateBackend):
             i = bisect_left(ids, snapshot)
             if i < len(ids) and ids[i] == snapshot:
                 return i
-        raise ValueError(f"snapshot {snapshot!r} is not live (never taken, or already "
+        raise InvalidStateValue(f"snapshot {snapshot!r} is not live (never taken, or already "
                          f"reverted or committed, directly or through an outer one)")
 
     def revert(self, snapshot: int) -> None:

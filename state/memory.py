@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from eth_hash.auto import keccak
 
-from .backend import EMPTY_CODE_HASH, ZERO32, Account, check_account, check_address
+from .backend import EMPTY_CODE_HASH, ZERO_BYTES32, Account, check_account, check_address
 from .journal import ACCOUNT as _ACCOUNT
 from .journal import FIELD as _FIELD
 from .journal import SLOT as _SLOT
@@ -66,7 +66,7 @@ class MemoryBackend(JournaledBackend):
         address = _addr(address)
         acc = self._accounts.get(address)
         if acc is None:
-            return ZERO32
+            return ZERO_BYTES32
         code = acc.code
         if not code:
             return EMPTY_CODE_HASH
@@ -81,8 +81,8 @@ class MemoryBackend(JournaledBackend):
         acc = self._accounts.get(_addr(address))
         key = _word(key, "key")
         if acc is None:
-            return ZERO32
-        return acc.storage.get(key, ZERO32)
+            return ZERO_BYTES32
+        return acc.storage.get(key, ZERO_BYTES32)
 
     def addresses(self) -> list[bytes]:
         return sorted(self._accounts)
@@ -112,7 +112,7 @@ class MemoryBackend(JournaledBackend):
         old = storage.get(key)
         if self._snap_marks:
             self._journal.append((_SLOT, address, key, old))
-        if value == ZERO32:
+        if value == ZERO_BYTES32:
             if old is not None:
                 del storage[key]
         else:

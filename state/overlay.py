@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from eth_hash.auto import keccak
 
-from .backend import BLANK_ROOT, EMPTY_CODE_HASH, ZERO32, Account
+from .backend import EMPTY_CODE_HASH, EMPTY_TRIE_ROOT, ZERO_BYTES32, Account
 from .journal import ACCOUNT as _ACCOUNT
 from .journal import FIELD as _FIELD
 from .journal import SLOT as _SLOT
@@ -38,12 +38,12 @@ class Record:
 
     def __init__(self, nonce: int, balance: int, code: bytes, code_hash: bytes | None,
                  storage: dict[bytes, bytes], fresh: bool,
-                 storage_root: bytes = BLANK_ROOT) -> None:
+                 storage_root: bytes = EMPTY_TRIE_ROOT) -> None:
         self.nonce = nonce
         self.balance = balance
         self.code = code
         self.code_hash = code_hash  # None: not computed since the code changed
-        # Pending: key -> value written (ZERO32 for a cleared slot). Committed: empty.
+        # Pending: key -> value written (ZERO_BYTES32 for a cleared slot). Committed: empty.
         self.storage = storage
         self.fresh = fresh
         self.storage_root = storage_root  # meaningful on committed records only
@@ -69,7 +69,7 @@ class PendingOverlay(JournaledBackend):
 
     @abstractmethod
     def _committed_slot(self, address: bytes, key: bytes) -> bytes:
-        """The committed value of a slot of an existing account; ZERO32 if unset."""
+        """The committed value of a slot of an existing account; ZERO_BYTES32 if unset."""
 
     @abstractmethod
     def _committed_addresses(self) -> Iterable[bytes]:
@@ -115,7 +115,7 @@ class PendingOverlay(JournaledBackend):
     def get_code_hash(self, address: bytes) -> bytes:
         acc = self._view(_addr(address))
         if acc is None:
-            return ZERO32
+            return ZERO_BYTES32
         if acc.code_hash is None:
             # Only pending records lack it; set_code and a revert of it reset it.
             acc.code_hash = keccak(acc.code) if acc.code else EMPTY_CODE_HASH
@@ -127,15 +127,15 @@ class PendingOverlay(JournaledBackend):
         acc = self._pending.get(address, MISSING)
         if acc is MISSING:
             if self._committed(address) is None:
-                return ZERO32
+                return ZERO_BYTES32
             return self._committed_slot(address, key)
         if acc is None:
-            return ZERO32
+            return ZERO_BYTES32
         value = acc.storage.get(key)  # type: ignore[union-attr]
         if value is not None:
             return value
         if acc.fresh:  # type: ignore[union-attr]
-            return ZERO32
+            return ZERO_BYTES32
         return self._committed_slot(address, key)
 
     def addresses(self) -> list[bytes]:
@@ -156,7 +156,7 @@ class PendingOverlay(JournaledBackend):
         if not acc.fresh:
             storage.update(self._committed_storage(address))
         for key, value in acc.storage.items():
-            if value == ZERO32:
+            if value == ZERO_BYTES32:
                 storage.pop(key, None)
             else:
                 storage[key] = value

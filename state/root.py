@@ -13,7 +13,8 @@ from eth_hash.auto import keccak
 from rlp.sedes import Binary, CountableList, List, big_endian_int
 from trie import HexaryTrie
 
-from .backend import BLANK_ROOT, ZERO32, Log, StateBackend, check_word
+from .backend import EMPTY_TRIE_ROOT, ZERO_BYTES32, Log, StateBackend, check_word
+from .errors import InvalidStateValue
 
 _HASH = Binary.fixed_length(32)
 _ACCOUNT = List([big_endian_int, big_endian_int, _HASH, _HASH])
@@ -32,12 +33,12 @@ def storage_root(storage: Mapping[bytes, bytes]) -> bytes:
     """Root of the secure trie keccak256(key) -> rlp(value as a minimal big-endian integer).
 
     Keys and values are 32 bytes; zero values are skipped (an unset slot and a zero slot
-    are the same state). No non-zero slot gives BLANK_ROOT.
+    are the same state). No non-zero slot gives EMPTY_TRIE_ROOT.
     """
     t = HexaryTrie({})
     for key, value in storage.items():
         key, value = check_word(key, "key"), check_word(value, "value")
-        if value != ZERO32:
+        if value != ZERO_BYTES32:
             t[keccak(key)] = slot_rlp(value)
     return t.root_hash
 
@@ -47,7 +48,7 @@ def account_rlp(nonce: int, balance: int, storage_root: bytes, code_hash: bytes)
     try:
         return rlp.encode([nonce, balance, storage_root, code_hash], _ACCOUNT)
     except rlp.SerializationError as e:
-        raise ValueError(f"cannot encode account: {e}") from e
+        raise InvalidStateValue(f"cannot encode account: {e}") from e
 
 
 def state_root(backend: StateBackend) -> bytes:
@@ -68,9 +69,9 @@ def logs_hash(logs: Iterable[Log]) -> bytes:
     try:
         encoded = rlp.encode([[log.address, list(log.topics), log.data] for log in logs], _LOGS)
     except rlp.SerializationError as e:
-        raise ValueError(f"cannot encode logs (address 20 bytes, topics 32 bytes): {e}") from e
+        raise InvalidStateValue(f"cannot encode logs (address 20 bytes, topics 32 bytes): {e}") from e
     return keccak(encoded)
 
 
-__all__ = ["BLANK_ROOT", "LOG_SEDES", "account_rlp", "logs_hash", "slot_rlp", "state_root",
+__all__ = ["EMPTY_TRIE_ROOT", "LOG_SEDES", "account_rlp", "logs_hash", "slot_rlp", "state_root",
            "storage_root"]

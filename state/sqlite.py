@@ -35,15 +35,16 @@ from eth_hash.auto import keccak
 from trie import HexaryTrie
 
 from .backend import (
-    BLANK_ROOT,
     EMPTY_CODE_HASH,
-    ZERO32,
+    EMPTY_TRIE_ROOT,
+    ZERO_BYTES32,
     Account,
     PersistentBackend,
     check_account,
     check_address,
     check_bytes,
 )
+from .errors import InvalidStateValue
 from .overlay import PendingOverlay, Record
 from .root import account_rlp, slot_rlp
 from .sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, StateDatabaseError, open_database
@@ -74,7 +75,7 @@ class SqliteBackend(PendingOverlay, PersistentBackend):
         self.path = os.fspath(path)
         self._db = open_database(self.path, durable=durable)
         row = self._db.execute("SELECT root FROM state_root").fetchone()
-        self._root = BLANK_ROOT if row is None else row[0]
+        self._root = EMPTY_TRIE_ROOT if row is None else row[0]
         # Committed caches: address -> Record (None: absent); address -> {key: value};
         # code by hash. The node store caches the committed trie nodes.
         self._cache: dict[bytes, Record | None] = {}
@@ -164,7 +165,7 @@ class SqliteBackend(PendingOverlay, PersistentBackend):
         if value is None:
             row = self._db.execute("SELECT value FROM storage WHERE address = ? AND key = ?",
                                    (address, key)).fetchone()
-            value = ZERO32 if row is None else row[0]
+            value = ZERO_BYTES32 if row is None else row[0]
             if len(slots) >= _CACHE_LIMIT:
                 slots.clear()
             slots[key] = value
@@ -189,12 +190,12 @@ class SqliteBackend(PendingOverlay, PersistentBackend):
         """Set a named value (an application's configuration, say); written with the next
         commit_state, dropped by discard. get_meta sees it at once."""
         if not isinstance(key, str):
-            raise ValueError(f"a meta key is a str, got {type(key).__name__}")
+            raise InvalidStateValue(f"a meta key is a str, got {type(key).__name__}")
         self._pending_meta[key] = check_bytes(value, "a meta value")
 
     def get_meta(self, key: str) -> bytes | None:
         if not isinstance(key, str):
-            raise ValueError(f"a meta key is a str, got {type(key).__name__}")
+            raise InvalidStateValue(f"a meta key is a str, got {type(key).__name__}")
         if key in self._pending_meta:
             return self._pending_meta[key]
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -223,7 +224,7 @@ class SqliteBackend(PendingOverlay, PersistentBackend):
                 trie.delete(keccak(address))
                 continue
             if acc.fresh:
-                sroot = BLANK_ROOT
+                sroot = EMPTY_TRIE_ROOT
             else:
                 base = self._committed(address)
                 assert base is not None  # a pending record is fresh unless it was there
@@ -231,7 +232,7 @@ class SqliteBackend(PendingOverlay, PersistentBackend):
             if acc.storage:
                 storage = HexaryTrie(nodes, sroot)
                 for key, value in acc.storage.items():
-                    if value != ZERO32:
+                    if value != ZERO_BYTES32:
                         storage[keccak(key)] = slot_rlp(value)
                     elif not acc.fresh:
                         storage.delete(keccak(key))
@@ -254,7 +255,7 @@ class SqliteBackend(PendingOverlay, PersistentBackend):
         they were: retry, or discard().
         """
         if self._snap_ids:
-            raise ValueError("commit_state with a live snapshot: revert or commit it first")
+            raise InvalidStateValue("commit_state with a live snapshot: revert or commit it first")
         _, root, sroots, new_nodes = self._compute_root()
         new_nodes = reachable(new_nodes, [root, *sroots.values()])
         db = self._db
@@ -311,7 +312,7 @@ class SqliteBackend(PendingOverlay, PersistentBackend):
             upserts.append((address, acc.nonce.to_bytes(8, "big"),
                             acc.balance.to_bytes(32, "big"), code_hash, sroots[address]))
             for key, value in acc.storage.items():
-                if value != ZERO32:
+                if value != ZERO_BYTES32:
                     slot_puts.append((address, key, value))
                 elif not acc.fresh:
                     slot_dels.append((address, key))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from .errors import StateError
+
 SCHEMA_VERSION = 2
 # PRAGMA application_id: marks the file as ours, so that another program's SQLite file
 # that happens to carry a user_version is not mistaken for a state database. "EWSM".
@@ -29,7 +31,7 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 """
 
 
-class StateDatabaseError(ValueError):
+class StateDatabaseError(StateError):
     """The file is not a usable state database (not SQLite, not ours, another schema)."""
 
 

@@ -14,12 +14,12 @@ from chain.chain import (
     ChainConfig,
     ChainLockedError,
     ExecutionReverted,
-    InvalidTransactionError,
 )
 from chain.loader import ContractLoader
 from chain.transactions import decode_transaction
 from chain.wrap import wrap_deploy
 from evmc_bridge import Revision
+from state.errors import InvalidTransaction
 from state.memory import MemoryBackend
 from state.root import state_root
 from state.transaction import BlockEnv, apply_transaction
@@ -163,7 +163,7 @@ def test_invalid_transactions_are_refused_and_change_nothing(chain, case, match)
         fields["chainId"] = 1
     elif case == "fee-cap":
         fields["maxFeePerGas"] = fields["maxPriorityFeePerGas"] = 1
-    with pytest.raises(InvalidTransactionError, match=match):
+    with pytest.raises(InvalidTransaction, match=match):
         chain.send_raw_transaction(sign(account.key, **fields))
     assert chain.head() == head
     assert chain.balance(account.address) == balance
@@ -174,7 +174,7 @@ def test_a_replayed_transaction_is_already_known(chain):
     raw = sign(chain.accounts[0].key, nonce=0, gas=21000, to=bytes(20), value=1,
                gasPrice=10**10)
     chain.send_raw_transaction(raw)
-    with pytest.raises(InvalidTransactionError, match="already known|nonce too low"):
+    with pytest.raises(InvalidTransaction, match="already known|nonce too low"):
         chain.send_raw_transaction(raw)
 
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from chain.chain import ETHER, Chain, ChainLockedError
 from chain.store import BlockData, BlockStore, SqliteBlockStore, StoredLog, StoredTx
-from state.backend import ZERO32, Account, PersistentBackend
+from state.backend import ZERO_BYTES32, Account, PersistentBackend
 from state.root import state_root
 from state.sqlite import SqliteBackend, StateDatabaseError
 from tests.state.test_sqlite import check_tries, committed_view
@@ -34,7 +34,7 @@ from tests.state.test_sqlite import check_tries, committed_view
 ROOT = Path(__file__).resolve().parents[2]
 ADDRS = [bytes([i]) * 20 for i in range(1, 6)]
 KEYS = [bytes(31) + bytes([i]) for i in range(4)]
-VALUES = [ZERO32, b"\x01" * 32, bytes(31) + b"\x07"]
+VALUES = [ZERO_BYTES32, b"\x01" * 32, bytes(31) + b"\x07"]
 TA, TB, TC = b"\xaa" * 32, b"\xbb" * 32, b"\xcc" * 32
 
 
@@ -348,7 +348,7 @@ def test_a_failure_mid_commit_leaves_the_previous_block(tmp_path, monkeypatch, e
         g = commit(s, txs=1)
         root0, on_disk = b.state_root(), committed_view(path)
         b.set_balance(ADDRS[0], 2)
-        b.set_storage(ADDRS[1], KEYS[1], ZERO32)
+        b.set_storage(ADDRS[1], KEYS[1], ZERO_BYTES32)
         b.set_storage(ADDRS[1], KEYS[2], VALUES[2])
         b.delete_account(ADDRS[2])
         b.set_code(ADDRS[3], b"new code")

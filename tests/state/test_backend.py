@@ -11,7 +11,7 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from state import EMPTY_CODE_HASH, ZERO32, Account, MemoryBackend, StateBackend
+from state import EMPTY_CODE_HASH, ZERO_BYTES32, Account, MemoryBackend, StateBackend
 from state.sqlite import SqliteBackend
 
 A = bytes.fromhex("a94f5374fce5edbc8e2a8697c15331677e6ebf0b")
@@ -37,8 +37,8 @@ def test_absent_account_reads_as_empty(make: Factory) -> None:
     assert not b.exists(A)
     assert b.is_empty(A)
     assert b.get_balance(A) == 0 and b.get_nonce(A) == 0 and b.get_code(A) == b""
-    assert b.get_code_hash(A) == ZERO32
-    assert b.get_storage(A, w(1)) == ZERO32
+    assert b.get_code_hash(A) == ZERO_BYTES32
+    assert b.get_storage(A, w(1)) == ZERO_BYTES32
     assert b.get_account(A) is None
     assert b.addresses() == [] and b.to_accounts() == {}
     assert b.touched() == frozenset()
@@ -55,7 +55,7 @@ def test_reads_and_writes(make: Factory) -> None:
     assert b.get_code_hash(C) == keccak(b"\0asm")
     assert b.get_code_hash(A) == EMPTY_CODE_HASH  # exists, no code
     b.set_storage(A, w(1), w(7))
-    assert b.get_storage(A, w(1)) == w(7) and b.get_storage(A, w(2)) == ZERO32
+    assert b.get_storage(A, w(1)) == w(7) and b.get_storage(A, w(2)) == ZERO_BYTES32
     assert b.addresses() == sorted([A, B, C])
     assert b.get_account(A) == Account(nonce=0, balance=10, code=b"", storage={w(1): w(7)})
     assert b.to_accounts() == {A: Account(0, 10, b"", {w(1): w(7)}), B: Account(nonce=3),
@@ -74,7 +74,7 @@ def test_code_hash_cache_follows_set_code_and_revert(make: Factory) -> None:
     b.create_account(A)
     assert b.get_code_hash(A) == EMPTY_CODE_HASH
     b.delete_account(A)
-    assert b.get_code_hash(A) == ZERO32
+    assert b.get_code_hash(A) == ZERO_BYTES32
 
 
 def test_bytearray_inputs_are_stored_as_bytes(make: Factory) -> None:
@@ -95,11 +95,11 @@ def test_bytearray_inputs_are_stored_as_bytes(make: Factory) -> None:
 def test_zero_storage_value_deletes_the_slot(make: Factory) -> None:
     b = make()
     b.set_storage(A, w(1), w(5))
-    b.set_storage(A, w(1), ZERO32)
+    b.set_storage(A, w(1), ZERO_BYTES32)
     acc = b.get_account(A)
     assert acc is not None and acc.storage == {}
     assert b.exists(A)  # the write created the account; clearing a slot keeps it
-    b.set_storage(B, w(1), ZERO32)
+    b.set_storage(B, w(1), ZERO_BYTES32)
     assert b.exists(B) and b.get_account(B) == Account()
 
 
@@ -110,7 +110,7 @@ def test_get_account_returns_a_copy(make: Factory) -> None:
     assert acc is not None
     acc.storage[w(2)] = w(2)
     acc.balance = 99
-    assert b.get_storage(A, w(2)) == ZERO32 and b.get_balance(A) == 0
+    assert b.get_storage(A, w(2)) == ZERO_BYTES32 and b.get_balance(A) == 0
     accs = b.to_accounts()
     accs[A].storage.clear()
     assert b.get_storage(A, w(1)) == w(1)
@@ -133,7 +133,7 @@ def test_delete_account(make: Factory) -> None:
     b.set_balance(A, 1)
     b.set_storage(A, w(3), w(3))
     b.delete_account(A)
-    assert not b.exists(A) and b.get_storage(A, w(3)) == ZERO32
+    assert not b.exists(A) and b.get_storage(A, w(3)) == ZERO_BYTES32
     b.delete_account(B)  # absent: nothing to do
     assert b.addresses() == []
 
@@ -202,7 +202,7 @@ def test_revert_undoes_everything_since_the_snapshot(make: Factory) -> None:
     b.set_balance(A, 7)
     b.set_nonce(A, 2)
     b.set_code(A, b"d")
-    b.set_storage(A, w(1), ZERO32)
+    b.set_storage(A, w(1), ZERO_BYTES32)
     b.set_storage(A, w(2), w(2))
     b.set_balance(B, 1)
     b.touch(C)
@@ -302,13 +302,13 @@ def test_writes_without_a_live_snapshot_stick(make: Factory) -> None:
 
 
 def test_from_accounts_copies_validates_and_journals_nothing(make: Factory) -> None:
-    storage = {w(1): w(1), w(2): ZERO32}
+    storage = {w(1): w(1), w(2): ZERO_BYTES32}
     src = {A: Account(nonce=1, balance=2, code=bytearray(b"c"), storage=storage)}
     b = make.from_accounts(src)
     assert b.to_accounts() == {A: Account(1, 2, b"c", {w(1): w(1)})}  # zero slot dropped
     assert type(b.get_code(A)) is bytes
     storage[w(3)] = w(3)
-    assert b.get_storage(A, w(3)) == ZERO32
+    assert b.get_storage(A, w(3)) == ZERO_BYTES32
     assert b.touched() == frozenset()
     s = b.snapshot()
     b.revert(s)
@@ -398,7 +398,7 @@ WRITES = {
     "add_balance": lambda b, a: b.add_balance(a, 0),
     "set_nonce": lambda b, a: b.set_nonce(a, 0),
     "set_code": lambda b, a: b.set_code(a, b""),
-    "set_storage": lambda b, a: b.set_storage(a, w(1), ZERO32),
+    "set_storage": lambda b, a: b.set_storage(a, w(1), ZERO_BYTES32),
     "create_account": lambda b, a: b.create_account(a),
 }
 
@@ -413,7 +413,7 @@ def test_every_write_creates_the_account_and_revert_removes_it(make: Factory,
     assert b.get_code_hash(A) == EMPTY_CODE_HASH
     assert b.addresses() == sorted([A, B])
     b.revert(s)
-    assert not b.exists(A) and b.get_code_hash(A) == ZERO32 and b.get_account(A) is None
+    assert not b.exists(A) and b.get_code_hash(A) == ZERO_BYTES32 and b.get_account(A) is None
     assert b.to_accounts() == {B: Account(balance=1)}
 
 
@@ -538,7 +538,7 @@ def test_base_class_defaults_agree_with_memory_backend() -> None:
             return t
 
     t = Thin.from_accounts({A: Account(balance=3, storage={w(1): w(1)})})
-    assert t.is_empty(B) and t.get_code_hash(B) == ZERO32
+    assert t.is_empty(B) and t.get_code_hash(B) == ZERO_BYTES32
     assert t.get_code_hash(A) == EMPTY_CODE_HASH
     t.set_code(B, b"xy")
     assert not t.is_empty(B) and t.get_code_hash(B) == keccak(b"xy")
@@ -559,7 +559,7 @@ def test_state_backend_is_abstract() -> None:
 
 ADDRS = [bytes([i]) * 20 for i in range(1, 5)]
 KEYS = [w(i) for i in range(3)]
-VALUES = [ZERO32, w(1), w(2**255)]
+VALUES = [ZERO_BYTES32, w(1), w(2**255)]
 
 
 class Model:
@@ -622,7 +622,7 @@ def apply(b: StateBackend, m: Model, live: list[int], op: tuple) -> None:
     elif kind == "store":
         b.set_storage(op[1], op[2], op[3])
         storage = m.acc(op[1])["storage"]
-        if op[3] == ZERO32:
+        if op[3] == ZERO_BYTES32:
             storage.pop(op[2], None)
         else:
             storage[op[2]] = op[3]
@@ -673,10 +673,10 @@ def check(b: StateBackend, m: Model) -> None:
             x["nonce"], x["balance"], x["code"], dict(x["storage"])))
         assert b.is_empty(a) == (x is None or (x["nonce"] == 0 and x["balance"] == 0
                                                and not x["code"]))
-        want_hash = ZERO32 if x is None else keccak(x["code"])
+        want_hash = ZERO_BYTES32 if x is None else keccak(x["code"])
         assert b.get_code_hash(a) == want_hash
         for k in KEYS:
-            assert b.get_storage(a, k) == (x["storage"].get(k, ZERO32) if x else ZERO32)
+            assert b.get_storage(a, k) == (x["storage"].get(k, ZERO_BYTES32) if x else ZERO_BYTES32)
 
 
 @settings(max_examples=300, deadline=None)

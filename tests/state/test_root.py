@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from trie import HexaryTrie
 
 from state import (
-    BLANK_ROOT,
     EMPTY_CODE_HASH,
-    ZERO32,
+    EMPTY_TRIE_ROOT,
+    ZERO_BYTES32,
     Account,
     Log,
     MemoryBackend,
@@ -65,16 +65,16 @@ def hand_state_root(accounts: dict[bytes, Account], order: list[bytes] | None = 
 # --- constants ------------------------------------------------------------------------
 
 def test_constants() -> None:
-    assert BLANK_ROOT.hex() == "56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
+    assert EMPTY_TRIE_ROOT.hex() == "56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
     assert EMPTY_CODE_HASH.hex() == (
         "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
-    assert ZERO32 == b"\0" * 32
+    assert ZERO_BYTES32 == b"\0" * 32
 
 
 def test_empty_roots() -> None:
-    assert state_root(MemoryBackend()) == BLANK_ROOT
-    assert storage_root({}) == BLANK_ROOT
-    assert storage_root({w(1): ZERO32, w(2): ZERO32}) == BLANK_ROOT
+    assert state_root(MemoryBackend()) == EMPTY_TRIE_ROOT
+    assert storage_root({}) == EMPTY_TRIE_ROOT
+    assert storage_root({w(1): ZERO_BYTES32, w(2): ZERO_BYTES32}) == EMPTY_TRIE_ROOT
 
 
 # --- single entries, checked against the leaf node built by hand ----------------------
@@ -82,10 +82,10 @@ def test_empty_roots() -> None:
 def test_single_account_root() -> None:
     balance = 0x0DE0B6B3A7640000  # 1 ether
     backend = MemoryBackend.from_accounts({SENDER: Account(balance=balance)})
-    encoded = rlp.encode([b"", bytes.fromhex("0de0b6b3a7640000"), BLANK_ROOT, EMPTY_CODE_HASH])
-    assert account_rlp(0, balance, BLANK_ROOT, EMPTY_CODE_HASH) == encoded
+    encoded = rlp.encode([b"", bytes.fromhex("0de0b6b3a7640000"), EMPTY_TRIE_ROOT, EMPTY_CODE_HASH])
+    assert account_rlp(0, balance, EMPTY_TRIE_ROOT, EMPTY_CODE_HASH) == encoded
     by_trie = HexaryTrie({})
-    by_trie[keccak(SENDER)] = rlp.encode([0, balance, BLANK_ROOT, EMPTY_CODE_HASH])
+    by_trie[keccak(SENDER)] = rlp.encode([0, balance, EMPTY_TRIE_ROOT, EMPTY_CODE_HASH])
     assert state_root(backend) == by_trie.root_hash
     assert state_root(backend) == single_leaf_root(keccak(SENDER), encoded)
 
@@ -93,8 +93,8 @@ def test_single_account_root() -> None:
 def test_empty_account_is_in_the_root() -> None:
     backend = MemoryBackend()
     backend.create_account(SENDER)
-    want = single_leaf_root(keccak(SENDER), rlp.encode([b"", b"", BLANK_ROOT, EMPTY_CODE_HASH]))
-    assert state_root(backend) == want != BLANK_ROOT
+    want = single_leaf_root(keccak(SENDER), rlp.encode([b"", b"", EMPTY_TRIE_ROOT, EMPTY_CODE_HASH]))
+    assert state_root(backend) == want != EMPTY_TRIE_ROOT
 
 
 def test_single_slot_storage_root_strips_leading_zeros() -> None:
@@ -108,7 +108,7 @@ def test_single_slot_storage_root_strips_leading_zeros() -> None:
 
 def test_storage_root_matches_hand_built_trie() -> None:
     storage = {w(0): w(1), w(1): bytes(31) + b"\x80", w(2**255): b"\xff" * 32,
-               b"\x01" + bytes(31): bytes(16) + b"\x12\x34" + bytes(14), w(7): ZERO32}
+               b"\x01" + bytes(31): bytes(16) + b"\x12\x34" + bytes(14), w(7): ZERO_BYTES32}
     t = HexaryTrie({})
     t[keccak(w(0))] = b"\x01"  # rlp of the single byte 0x01 is itself
     t[keccak(w(1))] = b"\x81\x80"  # 0x80 needs a length prefix
@@ -131,7 +131,7 @@ def test_two_account_state_root_by_hand() -> None:
     sroot = HexaryTrie({})
     sroot[keccak(w(0))] = rlp.encode(b"\xff")
     t = HexaryTrie({})
-    t[keccak(SENDER)] = rlp.encode([b"", (10**11).to_bytes(5, "big"), BLANK_ROOT,
+    t[keccak(SENDER)] = rlp.encode([b"", (10**11).to_bytes(5, "big"), EMPTY_TRIE_ROOT,
                                     EMPTY_CODE_HASH])
     t[keccak(other)] = rlp.encode([b"\x01", b"", sroot.root_hash, keccak(code)])
     assert state_root(backend) == t.root_hash
@@ -147,9 +147,9 @@ def test_account_with_code_and_storage() -> None:
 
 def test_account_rlp_rejects_bad_fields() -> None:
     with pytest.raises(ValueError):
-        account_rlp(-1, 0, BLANK_ROOT, EMPTY_CODE_HASH)
+        account_rlp(-1, 0, EMPTY_TRIE_ROOT, EMPTY_CODE_HASH)
     with pytest.raises(ValueError):
-        account_rlp(0, 0, BLANK_ROOT[:31], EMPTY_CODE_HASH)
+        account_rlp(0, 0, EMPTY_TRIE_ROOT[:31], EMPTY_CODE_HASH)
 
 
 def test_storage_root_rejects_bad_words() -> None:
@@ -231,12 +231,12 @@ def test_zero_slots_do_not_change_storage_root(storage: dict[bytes, bytes],
     base = storage_root(storage)
     padded = dict(storage)
     for k in zero_keys:
-        padded.setdefault(k, ZERO32)
+        padded.setdefault(k, ZERO_BYTES32)
     items = list(padded.items())
     rnd.shuffle(items)
     assert storage_root(dict(items)) == base
-    nonzero = {k: v for k, v in storage.items() if v != ZERO32}
-    assert (base == BLANK_ROOT) == (not nonzero)
+    nonzero = {k: v for k, v in storage.items() if v != ZERO_BYTES32}
+    assert (base == EMPTY_TRIE_ROOT) == (not nonzero)
 
 
 def test_different_states_have_different_roots() -> None:
@@ -315,7 +315,7 @@ def test_fixture_post_root_from_expect(name: str) -> None:
             # expect's storage is exact: slots not listed are zero.
             acc = backend.get_account(address)
             for key in acc.storage if acc else ():
-                backend.set_storage(address, key, ZERO32)
+                backend.set_storage(address, key, ZERO_BYTES32)
             for key, value in (fields["storage"] or {}).items():
                 backend.set_storage(address, w(_num(key)), w(_num(value)))
 

@@ -21,14 +21,15 @@ from hypothesis import strategies as st
 from trie import HexaryTrie
 from trie.iter import NodeIterator
 
-from state.backend import BLANK_ROOT, ZERO32, Account
+from state.backend import EMPTY_TRIE_ROOT, ZERO_BYTES32, Account
+from state.errors import StateError
 from state.memory import MemoryBackend
 from state.root import account_rlp, state_root
 from state.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteBackend, StateDatabaseError
 
 ADDRS = [bytes([i]) * 20 for i in range(1, 6)]
 KEYS = [bytes(31) + bytes([i]) for i in range(4)]
-VALUES = [ZERO32, b"\x01" * 32, bytes(31) + b"\x07"]
+VALUES = [ZERO_BYTES32, b"\x01" * 32, bytes(31) + b"\x07"]
 
 
 def w(n: int) -> bytes:
@@ -42,7 +43,7 @@ def check_tries(path: Path) -> None:
     with sqlite3.connect(path) as c:
         nodes = dict(c.execute("SELECT hash, node FROM trie_nodes"))
         row = c.execute("SELECT root FROM state_root").fetchone()
-        root = BLANK_ROOT if row is None else row[0]  # no state committed yet
+        root = EMPTY_TRIE_ROOT if row is None else row[0]  # no state committed yet
         accounts = list(c.execute("SELECT * FROM accounts"))
         slots: dict[bytes, dict[bytes, bytes]] = {}
         for address, key, value in c.execute("SELECT * FROM storage"):
@@ -297,7 +298,7 @@ def test_a_failure_mid_commit_leaves_the_previous_commit(tmp_path, error):
         b.commit_state()
         root0, on_disk = b.state_root(), committed_view(path)
         b.set_balance(ADDRS[0], 2)
-        b.set_storage(ADDRS[1], KEYS[1], ZERO32)
+        b.set_storage(ADDRS[1], KEYS[1], ZERO_BYTES32)
         b.set_storage(ADDRS[1], KEYS[2], VALUES[2])
         b.delete_account(ADDRS[2])
         b.set_code(ADDRS[3], b"new code")
@@ -353,7 +354,7 @@ def test_incremental_root_touches_only_the_changed_paths(tmp_path):
     with SqliteBackend(path) as b:
         assert b.state_root() == full  # read back, not recomputed
         b.set_storage(contract, w(7), w(99))
-        b.set_storage(contract, w(1500), ZERO32)
+        b.set_storage(contract, w(1500), ZERO_BYTES32)
         b.set_balance(ADDRS[0], 5)
         statements: list[str] = []
         b._db.set_trace_callback(statements.append)
@@ -363,7 +364,7 @@ def test_incremental_root_touches_only_the_changed_paths(tmp_path):
         assert len(statements) < 60, len(statements)
         assert root == state_root(b) != full
         snap = b.snapshot()
-        b.set_storage(contract, w(8), ZERO32)
+        b.set_storage(contract, w(8), ZERO_BYTES32)
         changed = b.state_root()
         b.revert(snap)  # a revert after a root: the next root must not keep the change
         assert b.state_root() == root != changed
@@ -391,15 +392,15 @@ def test_a_recreated_account_hides_its_old_storage_through_the_caches(tmp_path):
         assert b.get_storage(ADDRS[0], KEYS[1]) == VALUES[1]  # now in the slot cache
         b.create_account(ADDRS[0])
         b.set_storage(ADDRS[0], KEYS[2], VALUES[1])
-        assert b.get_storage(ADDRS[0], KEYS[1]) == ZERO32
+        assert b.get_storage(ADDRS[0], KEYS[1]) == ZERO_BYTES32
         b.commit_state()
-        assert b.get_storage(ADDRS[0], KEYS[1]) == ZERO32
+        assert b.get_storage(ADDRS[0], KEYS[1]) == ZERO_BYTES32
         assert b.get_storage(ADDRS[0], KEYS[2]) == VALUES[1]
         assert b.get_account(ADDRS[0]) == Account(storage={KEYS[2]: VALUES[1]})
         b.delete_account(ADDRS[0])
         b.commit_state()
         b.set_balance(ADDRS[0], 1)
-        assert b.get_storage(ADDRS[0], KEYS[2]) == ZERO32
+        assert b.get_storage(ADDRS[0], KEYS[2]) == ZERO_BYTES32
         b.commit_state()
         assert b.get_account(ADDRS[0]) == Account(balance=1)
         assert b.state_root() == state_root(b)
@@ -407,8 +408,8 @@ def test_a_recreated_account_hides_its_old_storage_through_the_caches(tmp_path):
 
 def test_empty_state_and_from_accounts():
     with SqliteBackend() as b:
-        assert b.state_root() == BLANK_ROOT == state_root(b)
-    accounts = {ADDRS[0]: Account(1, 2, b"c", {KEYS[1]: VALUES[1], KEYS[2]: ZERO32}),
+        assert b.state_root() == EMPTY_TRIE_ROOT == state_root(b)
+    accounts = {ADDRS[0]: Account(1, 2, b"c", {KEYS[1]: VALUES[1], KEYS[2]: ZERO_BYTES32}),
                 ADDRS[1]: Account()}
     b = SqliteBackend.from_accounts(accounts)
     want = {ADDRS[0]: Account(1, 2, b"c", {KEYS[1]: VALUES[1]}), ADDRS[1]: Account()}
@@ -451,7 +452,7 @@ def test_files_that_are_not_our_database_are_refused(tmp_path):
         SqliteBackend(foreign)
     with pytest.raises(StateDatabaseError, match="cannot open|not a usable"):
         SqliteBackend(tmp_path)  # a directory
-    assert isinstance(StateDatabaseError("x"), ValueError)
+    assert isinstance(StateDatabaseError("x"), StateError)
 
 
 @pytest.mark.parametrize("version, message", [(SCHEMA_VERSION + 1, "newer than"),
