@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import BadMessageError
 from .types import CallKind, Flags, Message, Result, StatusCode, TxContext
 
 ABI_VERSION = 12
@@ -150,8 +151,13 @@ def set_u256(word: Any, value: int) -> None:
 
 
 def message_from_c(ffi: Any, msg: Any) -> Message:
+    """The message as Python values; BadMessageError for a kind EVMC does not define."""
     data = get_bytes(ffi, msg.input_data, msg.input_size) if msg.input_size else b""
-    return Message(kind=CallKind(msg.kind), flags=Flags(msg.flags), depth=msg.depth,
+    try:
+        kind = CallKind(msg.kind)
+    except ValueError:
+        raise BadMessageError(f"call kind {msg.kind} is not EVMC's") from None
+    return Message(kind=kind, flags=Flags(msg.flags), depth=msg.depth,
                    gas=msg.gas, recipient=get_bytes(ffi, msg.recipient.bytes, 20),
                    sender=get_bytes(ffi, msg.sender.bytes, 20), input=data,
                    value=u256(ffi, msg.value),

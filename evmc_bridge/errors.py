@@ -15,5 +15,9 @@ class EvmcOptionError(EvmcError):
     """A VM refused an option: unknown name or invalid value."""
 
 
+class BadMessageError(EvmcError, ValueError):
+    """An evmc_message from C with a field out of EVMC's range (kind, flags)."""
+
+
 class UnknownRevisionError(EvmcError, ValueError):
     """A revision name EVMC does not know (`Revision.parse`)."""

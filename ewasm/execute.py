@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from evmc_bridge import CallKind, Flags, Host, Message, Result, Revision, StatusCode
+from evmc_bridge.forks import rules
 
 from . import eei
 from .api import ENGINE_USE_GAS, CompiledModule, compile, validate
@@ -107,7 +108,7 @@ def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
     "reject" (FAILURE) or "fallback" (REJECTED, so that the caller can run it on an EVM),
     as Hera's evm1mode option."""
     try:
-        if revision < Revision.BYZANTIUM:
+        if not rules(revision).ewasm:
             return Result.make(StatusCode.INTERNAL_ERROR,
                                message=f"revision {revision.name} predates Ewasm")
         if message.gas < 0:

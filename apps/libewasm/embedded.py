@@ -22,7 +22,7 @@ from typing import Any
 import ewasm
 import gasmeter
 from evmc_bridge import cabi
-from evmc_bridge.errors import EvmcError
+from evmc_bridge.errors import BadMessageError, EvmcError
 from evmc_bridge.types import (
     AccessStatus,
     Message,
@@ -105,6 +105,7 @@ def execute(handle: int, host_iface: Any, context: Any, revision: int, msg: Any,
     _fill_result(out, result)
 
 
+_REVISIONS = frozenset(int(r) for r in Revision)
 # The metering policy every VM handle with metering=true shares (Hera's: at CREATE).
 METERING = gasmeter.MeteringPolicy()
 
@@ -116,11 +117,13 @@ def _execute(handle: int, host_iface: Any, context: Any, revision: int, msg: Any
         return Result.make(StatusCode.INTERNAL_ERROR, message="unknown or destroyed VM")
     if host_iface == ffi.NULL or msg == ffi.NULL or (code == ffi.NULL and code_size):
         return Result.make(StatusCode.INTERNAL_ERROR, message="NULL argument")
+    if revision not in _REVISIONS:
+        return Result.make(StatusCode.INTERNAL_ERROR, message=f"unknown revision {revision}")
     try:
-        rev = Revision(revision)
         message = cabi.message_from_c(ffi, msg)
-    except ValueError as exc:
+    except BadMessageError as exc:
         return Result.make(StatusCode.INTERNAL_ERROR, message=f"bad argument: {exc}")
+    rev = Revision(revision)
     code_bytes = cabi.get_bytes(ffi, code, code_size) if code_size else b""
     host = CHost(host_iface, context)
     result = gasmeter.execute_metered(METERING if options.metering else None, ewasm.execute,
