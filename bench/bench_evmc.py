@@ -52,7 +52,7 @@ def main() -> int:
         library = build_library(tmp / "lib")
         host_bin = tmp / "evmc_host"
         subprocess.run(["cc", "-O2", "-o", str(host_bin),
-                        str(ROOT / "tests/evmc_bridge/evmc_host.c"), "-ldl", "-lpthread"],
+                        str(ROOT / "tests/apps/libewasm/evmc_host.c"), "-ldl", "-lpthread"],
                        check=True)
 
         msg = Message(gas=100_000, recipient=b"\x01" * 20, sender=b"\x02" * 20,
