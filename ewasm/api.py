@@ -17,7 +17,7 @@ from .compiler.driver import compile_module
 from .compiler.pipeline import BASELINE, OPTIMIZED, Tier
 from .compiler.target import TargetSpec
 from .decoder import decode_module
-from .errors import CompileError, LinkError
+from .errors import CompileError, InvalidArgument, LinkError
 from .features import Features
 from .module import EXTERN_FUNC, EXTERN_GLOBAL, EXTERN_MEMORY, EXTERN_TABLE, Module
 from .runtime.externs import DEFAULT_MAX_MEMORY_PAGES, Global, HostFunc, Memory, Table
@@ -55,7 +55,7 @@ def compile(
     compiled as the engine's inline gas counter (see Instance.gas_left). module: the
     result of validate(wasm, features) when the caller has it already."""
     if tier not in TIERS:
-        raise ValueError(f"tier must be one of {TIERS}")
+        raise InvalidArgument(f"tier must be one of {TIERS}, not {tier!r}")
     features = features or Features.all()
     wasm = bytes(wasm)
     spec = TargetSpec.portable()
@@ -162,7 +162,7 @@ def instantiate(
         module = validate(bytes(module_or_bytes), features)
     if engine_gas:
         if gas_limit < 0:
-            raise ValueError("gas_limit must not be negative")
+            raise InvalidArgument(f"gas_limit must not be negative, got {gas_limit}")
         imports = _with_engine_gas(module, imports)
     # Link errors are reported before paying for compilation.
     externs = resolve_imports(module, imports)

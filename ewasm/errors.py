@@ -71,6 +71,11 @@ class UnsupportedFeature(ValidationError):
     """The module is valid Wasm but uses a feature this engine configuration disables."""
 
 
+class InvalidArgument(WasmError, ValueError):
+    """A call into the engine's API with an argument out of its range (a tier name,
+    a negative gas limit, an evm1 mode). Also a ValueError: it is a bad argument."""
+
+
 class ExecutionEnded(WasmError):
     """A host function ended the frame: eei.Stop (finish, revert, selfDestruct) or
     eei.Abort (an EEI error). Raised inside a run; `execute` turns it into the Result."""

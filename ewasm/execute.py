@@ -24,7 +24,14 @@ from .contract import (
     check_contract,
     has_wasm_preamble,
 )
-from .errors import CompileError, ResourceLimitError, Trap, TrapKind, WasmError
+from .errors import (
+    CompileError,
+    InvalidArgument,
+    ResourceLimitError,
+    Trap,
+    TrapKind,
+    WasmError,
+)
 from .module import EXTERN_FUNC, Module
 from .runtime.instance import Instance
 from .runtime.stack import run_on_big_stack
@@ -117,7 +124,7 @@ def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
             return Result.make(StatusCode.INTERNAL_ERROR,
                                message=f"unsupported message flags {int(message.flags)}")
         if evm1_mode not in EVM1_MODES:
-            raise ValueError(f"evm1_mode must be one of {EVM1_MODES}")
+            raise InvalidArgument(f"evm1_mode must be one of {EVM1_MODES}, not {evm1_mode!r}")
         if not has_wasm_preamble(code):
             if evm1_mode == "fallback":
                 return Result.make(StatusCode.REJECTED, message="not Wasm code")
