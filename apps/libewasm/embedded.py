@@ -69,10 +69,13 @@ def destroy(handle: int) -> None:
         _vms.pop(handle, None)
 
 
-def set_option(handle: int, name: str, value: str) -> int:
+def set_option(handle: int, name: str, value: str | None) -> int:
+    """EVMC's set_option: the name is checked first, then the value (None: C's NULL)."""
     options = _vms.get(handle)
-    if options is None:
+    if options is None or name not in ("metering", "debug", "cache-dir"):
         return cabi.SET_OPTION_INVALID_NAME
+    if value is None:
+        return cabi.SET_OPTION_INVALID_VALUE
     if name in ("metering", "debug"):
         text = value.strip().lower()
         if text not in _TRUE | _FALSE:
@@ -90,8 +93,7 @@ def set_option(handle: int, name: str, value: str) -> int:
             return cabi.SET_OPTION_INVALID_VALUE
         # The compile cache is process-wide (its directory is read per compile).
         os.environ["EWASM_CACHE_DIR"] = value
-        return cabi.SET_OPTION_SUCCESS
-    return cabi.SET_OPTION_INVALID_NAME
+    return cabi.SET_OPTION_SUCCESS
 
 
 def execute(handle: int, host_iface: Any, context: Any, revision: int, msg: Any,

@@ -266,11 +266,12 @@ int main(int argc, char** argv)
         printf("abi=%d name=%s version=%s capabilities=%u\n", vm->abi_version, vm->name,
                vm->version, vm->get_capabilities(vm));
         printf("set_option metering=true:%d debug=false:%d nope=1:%d metering=maybe:%d "
-               "cache-dir=/:%d null-value:%d\n",
+               "cache-dir=/:%d null-value:%d unknown-null:%d\n",
                vm->set_option(vm, "metering", "true"), vm->set_option(vm, "debug", "false"),
                vm->set_option(vm, "nope", "1"), vm->set_option(vm, "metering", "maybe"),
                vm->set_option(vm, "cache-dir", "/proc/no/such/dir"),
-               vm->set_option(vm, "debug", NULL));
+               vm->set_option(vm, "debug", NULL),
+               vm->set_option(vm, "unknown_option", NULL));
         struct evmc_result r = vm->execute(vm, NULL, NULL, 9, NULL, NULL, 0);
         printf("null-arguments status=%d gas_left=%lld\n", r.status_code,
                (long long)r.gas_left);
