@@ -10,7 +10,7 @@ import hashlib
 import sys
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from evmc_bridge import CallKind, Flags, Host, Message, Result, Revision, StatusCode
 from evmc_bridge.forks import rules
@@ -43,10 +43,35 @@ EVM1_MODES = ("reject", "fallback")
 _RECURSION_FOR_NESTING = 200_000
 
 
+# Idle instances kept per prepared contract: one message's instance serves the next after
+# a reset (wasmtime's pooling allocator); nested calls of one contract take more.
+POOL_PER_CONTRACT = 2
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     compiled: CompiledModule
     externs: tuple  # one extern per import, in order
+    pool: list = field(default_factory=list, compare=False)  # idle Instances, reset on reuse
+
+    def acquire(self, gas: int) -> Instance:
+        """An instance as new, with `gas` on its counter: a pooled one reset, or a new one.
+        A pooled instance of an older tier is dropped (new instances run tier-up code)."""
+        code = self.compiled.load()  # also counts the use that triggers tier-up
+        pool = self.pool
+        while pool:
+            try:
+                instance = pool.pop()
+            except IndexError:  # another thread took the last one
+                break
+            if instance.code is code:
+                instance.reset(gas)
+                return instance
+        return Instance(self.compiled, self.externs, gas_limit=gas, code=code)
+
+    def release(self, instance: Instance) -> None:
+        if len(self.pool) < POOL_PER_CONTRACT:
+            self.pool.append(instance)
 
 
 _cache_lock = threading.Lock()
@@ -153,26 +178,36 @@ def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
     stack.append(frame)
     try:
         try:
-            instance = Instance(prepared.compiled, prepared.externs, gas_limit=message.gas)
+            instance = prepared.acquire(message.gas)
         except ResourceLimitError as exc:
             return Result.make(StatusCode.FAILURE, message=str(exc))
         frame.memory = instance.memory
         frame.ctx = instance.ctx
         try:
-            instance.invoke("main")
-        except eei.Stop as stop:
-            return Result.make(stop.status, instance.ctx.gas, stop.output)
-        except eei.Abort as abort:
-            return Result.make(abort.status, message=str(abort))
-        except Trap as trap:
-            if trap.kind == TrapKind.OUT_OF_GAS:
-                return Result.make(StatusCode.OUT_OF_GAS, message=str(trap))
-            if trap.kind == TrapKind.NEGATIVE_GAS:
-                return Result.make(StatusCode.ARGUMENT_OUT_OF_RANGE, message=str(trap))
-            return Result.make(StatusCode.FAILURE, message=f"trap: {trap}")
-        return Result.make(StatusCode.SUCCESS, instance.ctx.gas)
+            return _invoke_main(instance)
+        finally:
+            # Every exit: the instance is reset before its next use, whatever it left.
+            frame.memory = frame.ctx = None
+            prepared.release(instance)
     finally:
         stack.pop()
+
+
+def _invoke_main(instance: Instance) -> Result:
+    """Run main; its end (finish, revert, trap, out of gas) as the Result."""
+    try:
+        instance.invoke("main")
+    except eei.Stop as stop:
+        return Result.make(stop.status, instance.ctx.gas, stop.output)
+    except eei.Abort as abort:
+        return Result.make(abort.status, message=str(abort))
+    except Trap as trap:
+        if trap.kind == TrapKind.OUT_OF_GAS:
+            return Result.make(StatusCode.OUT_OF_GAS, message=str(trap))
+        if trap.kind == TrapKind.NEGATIVE_GAS:
+            return Result.make(StatusCode.ARGUMENT_OUT_OF_RANGE, message=str(trap))
+        return Result.make(StatusCode.FAILURE, message=f"trap: {trap}")
+    return Result.make(StatusCode.SUCCESS, instance.ctx.gas)
 
 
 def _check_deployed(result: Result, debug: bool) -> Result:

@@ -28,6 +28,7 @@ from .values import from_carrier, to_carrier
 
 if TYPE_CHECKING:
     from ..compiled import CompiledModule
+    from .linker import LoadedCode
 
 # Call-depth budget in Wasm frame units (see compiler.lower.CALL_BASE_COST).
 DEFAULT_STACK_BUDGET = 1 << 20
@@ -145,12 +146,15 @@ class Instance:
         *,
         max_memory_pages: int = DEFAULT_MAX_MEMORY_PAGES,
         gas_limit: int | None = None,
+        code: LoadedCode | None = None,
     ) -> None:
+        """code: compiled.load()'s result when the caller already took it."""
         m = compiled.module
         self.gas_limit = gas_limit
         self.compiled = compiled
         self._externs = list(externs)  # keeps imported objects alive
-        code = compiled.load()
+        if code is None:
+            code = compiled.load()
         self._code = code
         self.ctx = abi.VMContext()
         ctx_addr = ctypes.addressof(self.ctx)
@@ -233,7 +237,45 @@ class Instance:
         for exp in m.exports:
             self.exports[exp.name] = self._export_object(exp.kind, exp.index)
 
+        self._own_globals = m.globals
         self._initialise_segments(compiled.features.bulk_memory)
+        if m.start is not None:
+            self._call(m.start, ())
+
+    @property
+    def code(self) -> LoadedCode:
+        """The loaded code this instance runs (a tier-up loads new code for new ones)."""
+        return self._code
+
+    def resettable(self) -> bool:
+        """Whether reset() can make this instance as new: it owns its memory, table and
+        globals (imported ones are shared with others and not its to reset)."""
+        m = self.compiled.module
+        return all(imp.kind == EXTERN_FUNC for imp in m.imports)
+
+    def reset(self, gas_limit: int | None) -> None:
+        """Make this instance as a new one from the same module and imports, for another
+        run (instance pooling, as wasmtime's pooling allocator): memory zeroed and back to
+        its initial size, table and globals back to their initial values, segments live
+        and applied again, the gas counter at gas_limit, no trap state. Only for a
+        resettable() instance that no frame is running."""
+        m = self.compiled.module
+        self.gas_limit = gas_limit
+        if self.memory is not None:
+            self.memory.reset()
+        if self.table is not None:
+            self.table.reset()
+        for g, gdef in zip(self._globals, self._own_globals, strict=True):
+            g.value = self._const(gdef.init)
+        for k, seg in enumerate(m.elems):
+            self._elem_descs[k].len = len(seg.items)
+        for k, seg in enumerate(m.datas):
+            self._data_descs[k].len = len(seg.data)
+        ctx = self.ctx
+        ctx.gas = gas_limit or 0
+        ctx.budget = DEFAULT_STACK_BUDGET
+        ctx.trap_code = ctx.trap_func = ctx.trap_offset = 0
+        self._initialise_segments(self.compiled.features.bulk_memory)
         if m.start is not None:
             self._call(m.start, ())
 
