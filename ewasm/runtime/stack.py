@@ -1,13 +1,27 @@
-"""Runs compiled code on a thread whose native stack is sized for the worst case.
+"""Runs compiled code on a native stack sized for the worst case.
 
 The call-depth budget is counted in Wasm terms (see compiler.lower.CALL_BASE_COST), so
 it trips deterministically; this stack is what guarantees that it trips before the
-native stack could overflow, whatever thread the embedder calls from."""
+native stack could overflow, whatever thread the embedder calls from.
+
+Two ways to get there, the same stack size either way:
+
+* on the caller's own thread, switching stacks (glibc's makecontext/swapcontext through
+  ctypes): no thread hop, a few microseconds a call. Each thread gets one 512 MiB stack
+  (reserved, committed by the kernel as it is touched) with a guard page below it;
+* on a big-stack worker thread per calling thread, handed each call through a queue,
+  where the switch is not available (not glibc, an unknown ABI, Python 3.14+ which checks
+  the C stack against the thread's own bounds) or `EWASM_STACK_SWITCH=0`.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
+import platform
 import queue
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -21,7 +35,8 @@ _create_lock = threading.Lock()
 
 def _forget_workers_after_fork() -> None:
     # A forked child inherits the thread-local worker handle but not its thread: jobs
-    # queued to it would wait forever. Start afresh.
+    # queued to it would wait forever. Start afresh. (Idle switched stacks are memory,
+    # which the child has its own copy of: they stay usable.)
     global _local, _create_lock
     _local = threading.local()
     _create_lock = threading.Lock()
@@ -64,14 +79,133 @@ def _serve(jobs: queue.SimpleQueue) -> None:
         done.set()
 
 
+# --- switching stacks on the calling thread --------------------------------------------------
+# glibc's ucontext_t on x86-64 and aarch64 begins {unsigned long uc_flags; ucontext_t
+# *uc_link; stack_t uc_stack = {void *ss_sp; int ss_flags; size_t ss_size;}}.
+_UC_LINK, _UC_STACK_SP, _UC_STACK_FLAGS, _UC_STACK_SIZE = 8, 16, 24, 32
+_UCONTEXT_BYTES = 16384  # more than sizeof(ucontext_t) on either (968, 4560)
+_ENTRY = ctypes.CFUNCTYPE(None)
+
+
+def _switch_available() -> bool:
+    if os.environ.get("EWASM_STACK_SWITCH", "1") == "0":
+        return False
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    if platform.machine() not in ("x86_64", "aarch64") or sys.version_info >= (3, 14):
+        return False
+    return ctypes.sizeof(ctypes.c_void_p) == 8
+
+
+class _SwitchedStack:
+    """One thread's big stack and the two contexts that switch to it and back."""
+
+    def __init__(self) -> None:
+        libc = _libc()
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
+        self._mm = mmap.mmap(-1, STACK_SIZE, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self._view = (ctypes.c_char * STACK_SIZE).from_buffer(self._mm)
+        base = ctypes.addressof(self._view)
+        # A guard page at the low end: an overflow would fault, never write past it.
+        if libc.mprotect(ctypes.c_void_p(base), mmap.PAGESIZE, 0) != 0:
+            raise OSError(ctypes.get_errno(), "mprotect of the stack guard failed")
+        self._base = base + mmap.PAGESIZE
+        self._size = STACK_SIZE - mmap.PAGESIZE
+        self._caller = ctypes.create_string_buffer(_UCONTEXT_BYTES)
+        self._callee = ctypes.create_string_buffer(_UCONTEXT_BYTES)
+        self._entry = _ENTRY(self._run_job)  # kept alive with the stack
+        self._job: tuple | None = None
+        self._result: tuple | None = None
+        self._thread: int | None = None  # whose context (signal mask) the callee holds
+        # The callee context's fields that getcontext overwrites, set again for each run.
+        address = ctypes.addressof(self._callee)
+        self._fields = (
+            (ctypes.c_void_p.from_address(address + _UC_LINK), ctypes.addressof(self._caller)),
+            (ctypes.c_void_p.from_address(address + _UC_STACK_SP), self._base),
+            (ctypes.c_int.from_address(address + _UC_STACK_FLAGS), 0),
+            (ctypes.c_size_t.from_address(address + _UC_STACK_SIZE), self._size),
+        )
+
+    def _run_job(self) -> None:
+        fn, args = self._job
+        _local.on_worker = True
+        try:
+            self._result = (True, fn(*args))
+        except BaseException as exc:  # handed back to the switching frame
+            self._result = (False, exc)
+        finally:
+            _local.on_worker = False
+
+    def run(self, fn: Callable[..., Any], args: tuple) -> Any:
+        libc = _LIBC
+        callee = self._callee
+        self._job, self._result = (fn, args), None
+        # getcontext when another thread takes the stack: the code runs with the calling
+        # thread's signal mask (as that thread had it when it first took this stack).
+        thread = threading.get_ident()
+        if thread != self._thread:
+            if libc.getcontext(callee) != 0:
+                raise OSError(ctypes.get_errno(), "getcontext failed")
+            for cell, value in self._fields:
+                cell.value = value
+            self._thread = thread
+        libc.makecontext(callee, self._entry, 0)
+        if libc.swapcontext(self._caller, callee) != 0:
+            raise OSError(ctypes.get_errno(), "swapcontext failed")
+        result, self._job, self._result = self._result, None, None
+        if result is None:
+            raise RuntimeError("the switched stack returned without a result")
+        ok, value = result
+        if ok:
+            return value
+        raise value
+
+
+_LIBC = None
+
+
+def _libc() -> Any:
+    global _LIBC
+    if _LIBC is None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.getcontext.argtypes = [ctypes.c_void_p]
+        libc.getcontext.restype = ctypes.c_int
+        libc.makecontext.argtypes = [ctypes.c_void_p, _ENTRY, ctypes.c_int]
+        libc.makecontext.restype = None
+        libc.swapcontext.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        libc.swapcontext.restype = ctypes.c_int
+        libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        libc.mprotect.restype = ctypes.c_int
+        _LIBC = libc
+    return _LIBC
+
+
+SWITCH_STACKS = _switch_available()
+IDLE_STACKS = 8  # stacks kept between runs; more run at once only with more threads
+_idle_stacks: list[_SwitchedStack] = []
+
+
 def on_big_stack() -> bool:
     return getattr(_local, "on_worker", False)
 
 
 def run_on_big_stack(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call fn(*args) on this thread's execution worker (directly if already on one)."""
+    """Call fn(*args) on a big native stack: this thread's own switched stack, or its
+    execution worker thread (directly if already on one)."""
     if getattr(_local, "on_worker", False):
         return fn(*args)
+    if SWITCH_STACKS:
+        # A process-wide pool, not a thread-local: a C thread's Python thread state (and
+        # its thread-locals) ends with each call from C, the stacks stay for the next.
+        try:
+            stack = _idle_stacks.pop()
+        except IndexError:
+            stack = _SwitchedStack()
+        try:
+            return stack.run(fn, args)
+        finally:
+            if len(_idle_stacks) < IDLE_STACKS:
+                _idle_stacks.append(stack)
     worker = getattr(_local, "worker", None)
     if worker is None:
         worker = _local.worker = _Worker()

@@ -2,7 +2,8 @@
 behind, whether it is a C thread calling libewasm.so or a Python thread calling through
 `load_vm`.
 
-The engine runs each contract on a big-stack worker thread per calling thread
+Where it cannot switch stacks on the calling thread (EWASM_STACK_SWITCH=0, not glibc),
+the engine runs each contract on a big-stack worker thread per calling thread
 (ewasm/runtime/stack.py, 512 MiB of address space each). A node that starts a thread per
 request or per block therefore needs each worker to end with its caller: the worker's
 loop holds only its queue, and a weakref.finalize on the `_Worker` queues the stop
