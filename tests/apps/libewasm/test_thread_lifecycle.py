@@ -34,7 +34,9 @@ def trivial(wat) -> bytes:
     return wat(TRIVIAL.read_text())
 
 
-def test_c_threads_that_end_leave_no_engine_worker_behind(cc, library, trivial, tmp_path):
+@pytest.mark.parametrize("switch", ["0", "1"], ids=["worker-threads", "switched-stacks"])
+def test_c_threads_that_end_leave_no_engine_worker_behind(cc, library, trivial, tmp_path,
+                                                          switch):
     (tmp_path / "evmc_abi.h").write_text(
         "#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n" + cabi.CDEF)
     exe = tmp_path / "thread_churn"
@@ -43,7 +45,7 @@ def test_c_threads_that_end_leave_no_engine_worker_behind(cc, library, trivial, 
     wasm = tmp_path / "trivial.wasm"
     wasm.write_bytes(trivial)
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"),
-           "EWASM_CACHE_DIR": os.environ["EWASM_CACHE_DIR"]}
+           "EWASM_CACHE_DIR": os.environ["EWASM_CACHE_DIR"], "EWASM_STACK_SWITCH": switch}
     proc = subprocess.run([str(exe), str(library), str(wasm), str(THREADS)],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -57,8 +59,15 @@ def test_c_threads_that_end_leave_no_engine_worker_behind(cc, library, trivial, 
     assert after <= before + 3, f"{after - before} threads left after {THREADS} callers ended"
 
 
-def test_python_threads_that_end_leave_no_engine_worker_behind(library, trivial):
+@pytest.mark.parametrize("switch", [False, True], ids=["worker-threads", "switched-stacks"])
+def test_python_threads_that_end_leave_no_engine_worker_behind(library, trivial, switch,
+                                                               monkeypatch):
     from evmc_bridge.loader import load_vm
+    from ewasm.runtime import stack
+
+    if switch and not stack.SWITCH_STACKS:
+        pytest.skip("stack switching is not available here (see ewasm/runtime/stack.py)")
+    monkeypatch.setattr(stack, "SWITCH_STACKS", switch)
 
     statuses: list[StatusCode] = []
 
