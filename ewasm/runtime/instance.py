@@ -21,7 +21,7 @@ from ..module import (
     Instr,
 )
 from ..opcodes import GLOBAL_GET, I32_CONST, I64_CONST, REF_FUNC, REF_NULL
-from ..types import FuncType
+from ..types import I32, FuncType
 from .externs import DEFAULT_MAX_MEMORY_PAGES, Global, HostFunc, Memory, Table
 from .stack import run_on_big_stack
 from .values import from_carrier, to_carrier
@@ -50,6 +50,8 @@ _exec = threading.local()
 
 
 def _budget_stack() -> list[int]:
+    """The contexts (addresses; 0: none) of the compiled code that called the host
+    functions running on this thread, innermost last."""
     stack = getattr(_exec, "budgets", None)
     if stack is None:
         stack = _exec.budgets = []
@@ -77,32 +79,49 @@ def _host_funcref(hf: HostFunc) -> FuncRef:
 
 
 def _make_trampoline(hf: HostFunc):
+    """The native entry of a host function: slots in, slots out, a status returned.
+
+    Specialised per function once (the slot array type, the argument conversion, the
+    result shape), so that a call builds no Python objects beyond its arguments. The
+    caller's context goes on the thread's stack of callers: a nested call into compiled
+    code (a contract calling another) continues with the caller's remaining budget."""
     params, results = hf.type.params, hf.type.results
-    nslots = max(len(params), len(results), 1)
+    slots_type = ctypes.c_uint64 * max(len(params), len(results), 1)
     fn = hf.fn
+    nparams, nresults = len(params), len(results)
+    all_i32 = all(t == I32 for t in params)
+    result_type = results[0] if nresults == 1 else None
+
+    def _store_results(vals, res) -> None:
+        if res is None:
+            res = ()
+        elif not isinstance(res, (tuple, list)):
+            res = (res,)
+        if len(res) != nresults:
+            raise TypeError(
+                f"host function returned {len(res)} values, its type {hf.type} "
+                f"declares {nresults}"
+            )
+        for i, (t, v) in enumerate(zip(results, res, strict=True)):
+            vals[i] = to_carrier(v, t)
 
     def trampoline(callee: int, caller: int | None, vals_ptr: int) -> int:
         # Never let an exception cross into native frames: stash it, return a status.
         try:
-            budget = (ctypes.c_int64.from_address(caller + abi.CTX_BUDGET).value
-                      if caller else DEFAULT_STACK_BUDGET)
             stack = _budget_stack()
-            stack.append(budget)
+            stack.append(caller or 0)
             try:
-                vals = (ctypes.c_uint64 * nslots).from_address(vals_ptr)
-                args = [from_carrier(vals[i], t) for i, t in enumerate(params)]
+                vals = slots_type.from_address(vals_ptr)
+                raw = vals[:nparams]
+                if all_i32:
+                    args = [((v & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000 for v in raw]
+                else:
+                    args = [from_carrier(v, t) for v, t in zip(raw, params, strict=True)]
                 res = fn(*args)
-                if res is None:
-                    res = ()
-                elif not isinstance(res, (tuple, list)):
-                    res = (res,)
-                if len(res) != len(results):
-                    raise TypeError(
-                        f"host function returned {len(res)} values, its type {hf.type} "
-                        f"declares {len(results)}"
-                    )
-                for i, (t, v) in enumerate(zip(results, res, strict=True)):
-                    vals[i] = to_carrier(v, t)
+                if result_type is not None and type(res) is int:
+                    vals[0] = to_carrier(res, result_type)
+                elif nresults or res is not None:
+                    _store_results(vals, res)
             finally:
                 stack.pop()
             return abi.STATUS_OK
@@ -386,7 +405,9 @@ class Instance:
 
         def run() -> tuple[int, BaseException | None]:
             stack = _budget_stack()
-            ctx.budget = stack[-1] if stack else DEFAULT_STACK_BUDGET
+            caller = stack[-1] if stack else 0  # the compiled code that called the host
+            ctx.budget = (ctypes.c_int64.from_address(caller + abi.CTX_BUDGET).value
+                          if caller else DEFAULT_STACK_BUDGET)
             status = entry(vmctx, None, ctypes.addressof(vals))
             exc = None
             if status == abi.STATUS_HOST:
