@@ -149,12 +149,15 @@ class Result:
     def make(cls, status: StatusCode, gas_left: int = 0, output: bytes = b"", *,
              gas_refund: int = 0, create_address: bytes = ZERO_ADDRESS,
              message: str = "") -> Result:
-        if status not in (StatusCode.SUCCESS, StatusCode.REVERT):
-            gas_left = 0
-        if status != StatusCode.SUCCESS:
+        if type(status) is not StatusCode:
+            status = StatusCode(status)
+        if status is not StatusCode.SUCCESS:
             gas_refund = 0
-        return cls(StatusCode(status), gas_left, gas_refund, bytes(output), create_address,
-                   message)
+            if status is not StatusCode.REVERT:
+                gas_left = 0
+        if type(output) is not bytes:
+            output = bytes(output)
+        return cls(status, gas_left, gas_refund, output, create_address, message)
 
     @property
     def ok(self) -> bool:

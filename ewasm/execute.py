@@ -37,6 +37,7 @@ from .runtime.instance import Instance
 from .runtime.stack import run_on_big_stack
 
 CVF = StatusCode.CONTRACT_VALIDATION_FAILURE
+_STATIC = int(Flags.STATIC)
 EVM1_MODES = ("reject", "fallback")
 # Enough Python frames for 1024 nested contract calls (each re-enters through ctypes,
 # ~40 Python frames a level); the big native stack of the worker thread holds them.
@@ -75,14 +76,20 @@ class _Prepared:
 
 
 _cache_lock = threading.Lock()
-_cache: OrderedDict[tuple[bytes, bool, str], _Prepared | ContractValidationError] = OrderedDict()
+_cache: OrderedDict[tuple[bool, bytes, bool, str], _Prepared | ContractValidationError] = \
+    OrderedDict()
 CACHE_ENTRIES = 512
+_KEY_BYTES = 64 * 1024
 
 
 def prepare_contract(code: bytes, *, debug: bool = False, tier: str = "auto") -> _Prepared:
     """Check (ContractValidationError) and compile a contract; cached by code hash. tier:
     as ewasm.compile's ("auto": baseline first, optimised from the second call on)."""
-    key = (hashlib.sha256(code).digest(), debug, tier)
+    # Small code is its own key (its hash is cached on the bytes object, so a host that
+    # hands over the same object each call pays nothing); large code is keyed by digest
+    # so that the cache never holds more than CACHE_ENTRIES * _KEY_BYTES of keys.
+    ident = code if len(code) <= _KEY_BYTES else hashlib.sha256(code).digest()
+    key = (len(code) <= _KEY_BYTES, ident, debug, tier)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
@@ -145,7 +152,7 @@ def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
                                message=f"revision {revision.name} predates Ewasm")
         if message.gas < 0:
             return Result.make(StatusCode.INTERNAL_ERROR, message="negative message gas")
-        if message.flags & ~Flags.STATIC:
+        if int(message.flags) & ~_STATIC:
             return Result.make(StatusCode.INTERNAL_ERROR,
                                message=f"unsupported message flags {int(message.flags)}")
         if evm1_mode not in EVM1_MODES:

@@ -61,7 +61,7 @@ def _budget_stack() -> list[int]:
 class FuncRef:
     """What a table element or an import entry needs to call a function."""
 
-    __slots__ = ("internal", "wrapper", "vmctx", "sig", "owner")
+    __slots__ = ("internal", "wrapper", "vmctx", "sig", "owner", "_entry")
 
     def __init__(self, internal: int, wrapper: int, vmctx: int, sig: int, owner: Any) -> None:
         self.internal = internal
@@ -69,6 +69,14 @@ class FuncRef:
         self.vmctx = vmctx
         self.sig = sig
         self.owner = owner
+        self._entry = None
+
+    @property
+    def entry(self) -> Any:
+        """The wrapper as a callable ctypes function pointer (made once)."""
+        if self._entry is None:
+            self._entry = abi.WRAPPER_CFUNC(self.wrapper)
+        return self._entry
 
 
 def _host_funcref(hf: HostFunc) -> FuncRef:
@@ -399,7 +407,7 @@ class Instance:
         n = max(len(ft.params), len(ft.results), 1)
         vals = (ctypes.c_uint64 * n)(*[to_carrier(a, t) for a, t in zip(args, ft.params,
                                                                           strict=True)])
-        entry = abi.WRAPPER_CFUNC(ref.wrapper)
+        entry = ref.entry
         ctx = self.ctx
         vmctx = ref.vmctx
 
