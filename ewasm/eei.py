@@ -49,6 +49,7 @@ from .errors import ExecutionEnded
 from .runtime.externs import HostFunc, Memory
 
 _U32 = 0xFFFFFFFF
+_STATUS_NAMES = {s: s.name for s in StatusCode}
 
 
 class Stop(ExecutionEnded):
@@ -57,7 +58,7 @@ class Stop(ExecutionEnded):
     def __init__(self, status: StatusCode, output: bytes = b"") -> None:
         self.status = status
         self.output = output
-        super().__init__(status.name)
+        super().__init__(_STATUS_NAMES[status])
 
 
 class Abort(ExecutionEnded):

@@ -78,7 +78,13 @@ class InvalidArgument(WasmError, ValueError):
 
 class ExecutionEnded(WasmError):
     """A host function ended the frame: eei.Stop (finish, revert, selfDestruct) or
-    eei.Abort (an EEI error). Raised inside a run; `execute` turns it into the Result."""
+    eei.Abort (an EEI error). Raised inside a run; `execute` turns it into the Result.
+    Every run ends with one, so it is built without WasmError's rendering."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.offset = self.func_index = None
+        Exception.__init__(self, message)
 
 
 class CompileError(WasmError):

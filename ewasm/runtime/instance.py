@@ -21,7 +21,7 @@ from ..module import (
     Instr,
 )
 from ..opcodes import GLOBAL_GET, I32_CONST, I64_CONST, REF_FUNC, REF_NULL
-from ..types import I32, FuncType
+from ..types import I32, I64, FuncType
 from .externs import DEFAULT_MAX_MEMORY_PAGES, Global, HostFunc, Memory, Table
 from .stack import run_on_big_stack
 from .values import from_carrier, to_carrier
@@ -47,6 +47,8 @@ def signature_id(ft: FuncType) -> int:
 
 
 _exec = threading.local()
+# An integer result's bit pattern in its slot (floats go through to_carrier).
+_RESULT_MASKS = {I32: 0xFFFFFFFF, I64: 0xFFFFFFFFFFFFFFFF}
 
 
 def _budget_stack() -> list[int]:
@@ -98,7 +100,7 @@ def _make_trampoline(hf: HostFunc):
     fn = hf.fn
     nparams, nresults = len(params), len(results)
     all_i32 = all(t == I32 for t in params)
-    result_type = results[0] if nresults == 1 else None
+    result_mask = _RESULT_MASKS.get(results[0]) if nresults == 1 else None
 
     def _store_results(vals, res) -> None:
         if res is None:
@@ -116,7 +118,10 @@ def _make_trampoline(hf: HostFunc):
     def trampoline(callee: int, caller: int | None, vals_ptr: int) -> int:
         # Never let an exception cross into native frames: stash it, return a status.
         try:
-            stack = _budget_stack()
+            try:
+                stack = _exec.budgets
+            except AttributeError:
+                stack = _budget_stack()
             stack.append(caller or 0)
             try:
                 vals = slots_type.from_address(vals_ptr)
@@ -126,8 +131,8 @@ def _make_trampoline(hf: HostFunc):
                 else:
                     args = [from_carrier(v, t) for v, t in zip(raw, params, strict=True)]
                 res = fn(*args)
-                if result_type is not None and type(res) is int:
-                    vals[0] = to_carrier(res, result_type)
+                if result_mask is not None and type(res) is int:
+                    vals[0] = res & result_mask
                 elif nresults or res is not None:
                     _store_results(vals, res)
             finally:
