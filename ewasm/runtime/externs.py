@@ -20,7 +20,7 @@ DEFAULT_MAX_MEMORY_PAGES = 1024  # 64 MiB: the engine's default cap, whatever a 
 DEFAULT_MAX_TABLE_ELEMENTS = 1 << 20
 # Up to this many accessible bytes a reset clears memory with memset (cheaper than the
 # page faults that follow madvise); above it, the pages go back to the kernel.
-_CLEAR_IN_PLACE = 256 * 1024
+_CLEAR_IN_PLACE = 64 * 1024
 
 
 class Memory:
