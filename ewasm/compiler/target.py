@@ -14,7 +14,12 @@ class TargetSpec:
     cpu: str
     features: str = ""
     reloc: str = "pic"
-    codemodel: str = "small"
+    # Large: every reference between an object's sections is 64-bit. The JIT (RuntimeDyld
+    # with its section memory manager) places an object's code, cold code and read-only
+    # data in separate blocks, which a long-running process's mappings can push more than
+    # 2 GiB apart; a 32-bit PC-relative relocation across them asserts in the host.
+    # Kernel run speed is unchanged (bench_engine).
+    codemodel: str = "large"
 
     @classmethod
     def portable(cls) -> TargetSpec:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from ..compiler import abi
 from ..errors import ResourceLimitError
 from ..types import MAX_PAGES, PAGE_SIZE, FuncType, GlobalType, Limits, MemoryType, TableType
+from . import vmem
 from .values import from_carrier, to_carrier
 
 DEFAULT_MAX_MEMORY_PAGES = 1024  # 64 MiB: the engine's default cap, whatever a module declares
@@ -37,14 +39,14 @@ class Memory:
                 f"{self.limit_pages} pages"
             )
         reserve = max(self.limit_pages * PAGE_SIZE, mmap.PAGESIZE)
-        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
         try:
-            self._mm = mmap.mmap(-1, reserve, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            base = vmem.reserve(reserve)  # away from the JIT's sections (see vmem)
         except OSError as exc:
             raise ResourceLimitError(f"cannot reserve {reserve} bytes of memory: {exc}") from None
-        self._buf = (ctypes.c_char * reserve).from_buffer(self._mm)
-        self.desc = abi.MemoryDesc(ctypes.addressof(self._buf), type.limits.min * PAGE_SIZE,
-                                   self.limit_pages)
+        weakref.finalize(self, vmem.release, base, reserve)
+        # Slicing a c_char array reads bytes and assigns bytes, as an mmap would.
+        self._mm = (ctypes.c_char * reserve).from_address(base)
+        self.desc = abi.MemoryDesc(base, type.limits.min * PAGE_SIZE, self.limit_pages)
 
     @property
     def size(self) -> int:
@@ -63,7 +65,7 @@ class Memory:
         if used <= _CLEAR_IN_PLACE:
             ctypes.memset(self.desc.base, 0, used)
         else:
-            self._mm.madvise(mmap.MADV_DONTNEED, 0, used)
+            vmem.discard(self.desc.base, used)
         self.desc.size = self.type.limits.min * PAGE_SIZE
 
     def grow(self, delta: int) -> int:

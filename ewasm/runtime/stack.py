@@ -27,6 +27,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from . import vmem
+
 STACK_SIZE = 512 * 1024 * 1024
 
 _local = threading.local()
@@ -101,14 +103,11 @@ class _SwitchedStack:
     """One thread's big stack and the two contexts that switch to it and back."""
 
     def __init__(self) -> None:
-        libc = _libc()
-        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
-        self._mm = mmap.mmap(-1, STACK_SIZE, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        self._view = (ctypes.c_char * STACK_SIZE).from_buffer(self._mm)
-        base = ctypes.addressof(self._view)
+        _libc()
+        base = vmem.reserve(STACK_SIZE)  # away from the JIT's sections (see vmem)
+        weakref.finalize(self, vmem.release, base, STACK_SIZE)
         # A guard page at the low end: an overflow would fault, never write past it.
-        if libc.mprotect(ctypes.c_void_p(base), mmap.PAGESIZE, 0) != 0:
-            raise OSError(ctypes.get_errno(), "mprotect of the stack guard failed")
+        vmem.protect_none(base, mmap.PAGESIZE)
         self._base = base + mmap.PAGESIZE
         self._size = STACK_SIZE - mmap.PAGESIZE
         self._caller = ctypes.create_string_buffer(_UCONTEXT_BYTES)
@@ -174,8 +173,6 @@ def _libc() -> Any:
         libc.makecontext.restype = None
         libc.swapcontext.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         libc.swapcontext.restype = ctypes.c_int
-        libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        libc.mprotect.restype = ctypes.c_int
         _LIBC = libc
     return _LIBC
 

@@ -205,3 +205,58 @@ def test_lowering_is_pure_text(wat):
     module = ewasm.validate(wat(CACHE_WAT))
     assert lower.lower_module(module) == lower.lower_module(module)
     assert Path(lower.__file__).name == "lower.py"
+
+
+# --- objects the JIT can place anywhere --------------------------------------------------
+# x86-64 relocation types of 64-bit reach; a 32-bit one between sections (PC32, PLT32,
+# GOTPCREL, 32S...) asserts in RuntimeDyld, in the host, once the JIT's sections of one
+# object land more than 2 GiB apart in a long-running process.
+_WIDE_RELOCATIONS = {1: "R_X86_64_64", 25: "R_X86_64_GOTOFF64", 27: "R_X86_64_GOT64",
+                     29: "R_X86_64_GOTPC64"}
+
+
+def _relocation_types(obj: bytes) -> set[int]:
+    import struct
+
+    shoff, = struct.unpack_from("<Q", obj, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
+    types = set()
+    for i in range(shnum):
+        sh = shoff + i * shentsize
+        sh_type, = struct.unpack_from("<I", obj, sh + 4)
+        if sh_type != 4:  # SHT_RELA
+            continue
+        offset, size = struct.unpack_from("<QQ", obj, sh + 0x18)
+        for r in range(offset, offset + size, 24):
+            info, = struct.unpack_from("<Q", obj, r + 8)
+            types.add(info & 0xFFFFFFFF)
+    return types
+
+
+@pytest.mark.skipif(__import__("platform").machine() != "x86_64",
+                    reason="the relocation check reads x86-64 relocation types")
+@pytest.mark.parametrize("tier", ["baseline", "optimized"])
+def test_objects_use_only_64_bit_relocations(wat, tier, tmp_path, monkeypatch):
+    from ewasm.compiler.codegen import unpack_objects
+
+    monkeypatch.setenv("EWASM_CACHE_DIR", str(tmp_path))
+    module = wat("""
+      (module
+        (import "env" "f" (func $f (param i32) (result i32)))
+        (memory 1) (table 2 funcref) (elem (i32.const 0) $a $b)
+        (global $g (mut i32) (i32.const 3))
+        (data (i32.const 8) "rodata")
+        (func $a (result i32) (i32.const 1))
+        (func $b (result i32) (i32.const 2))
+        (func (export "run") (param $x i32) (result i32)
+          (block $d (block $c (block $b0 (block $a0
+            (br_table $a0 $b0 $c $d (local.get $x)))
+            (return (call_indirect (result i32) (i32.const 0))))
+            (return (i32.div_s (i32.const 7) (local.get $x))))
+            (return (call $f (i32.load (local.get $x)))))
+          (global.get $g)))""")
+    compiled = ewasm.compile(module, tier=tier, cache=False)
+    found = set()
+    for obj in unpack_objects(compiled.object_code):
+        found |= _relocation_types(obj)
+    assert found and found <= _WIDE_RELOCATIONS.keys(), sorted(found)
