@@ -25,7 +25,8 @@ class TargetSpec:
     def portable(cls) -> TargetSpec:
         machine = platform.machine().lower()
         if machine in ("aarch64", "arm64"):
-            return cls("aarch64-unknown-linux-gnu", "generic")
+            # LLVM does not take the large code model with PIC here; ADRP reaches 4 GiB.
+            return cls("aarch64-unknown-linux-gnu", "generic", codemodel="small")
         # Baseline x86-64: runs on every x86-64 machine.
         return cls("x86_64-unknown-linux-gnu", "x86-64")
 
