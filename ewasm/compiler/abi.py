@@ -17,8 +17,10 @@ function, so object bytes contain no process addresses and are cacheable by cont
      +80  trap offset (i64)                     +8 length
 
 Two calling conventions:
-* internal: ``fastcc {i32 status, results...} @f<N>(ptr ctx, i64 budget, params...)``
-  (plain ``i32`` when there are no results). Used for calls inside one instance.
+* internal: ``{i32 status, results...} @f<N>(ptr ctx, i64 budget, params...)``
+  (plain ``i32`` when there are no results). Used for calls inside one instance. The C
+  calling convention: FastISel lowers its arguments itself, while `fastcc` arguments
+  fall back to SelectionDAG in every function, which the baseline tier pays per function.
 * wrapper: ``i32 @w<N>(ptr callee_ctx, ptr caller_ctx, ptr values)`` with C linkage:
   arguments in, results out, through an array of 8-byte slots. Used by the runtime
   (Python entry), for imports, and for table calls that cross instances.
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import ctypes
 
-ABI_VERSION = 3  # bump whenever compiled code or its calling convention changes
+ABI_VERSION = 4  # bump whenever compiled code or its calling convention changes
 
 CTX_MEMORY = 0
 CTX_GLOBALS = 8

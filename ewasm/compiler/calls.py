@@ -3,10 +3,11 @@ the function-body lowerer (function.py), and the internal calling convention the
 with the rest of the compiler: how values travel (_LT), what internal functions return
 (ret_type), which operands are IR constants (_is_literal).
 
-Internal functions are `fastcc` and take (ctx, budget[, gas], params...); they return
-ret_type(...). Anything that may leave compiled code (imports, another instance's table
-entries) goes through a wrapper, `i32 @w(ptr callee, ptr caller, ptr vals)`, with the
-arguments and results in a buffer of i64 slots (see wrapper.py)."""
+Internal functions use the C calling convention (see abi.py) and take (ctx, budget[,
+gas], params...); they return ret_type(...). Anything that may leave compiled code
+(imports, another instance's table entries) goes through a wrapper, `i32 @w(ptr callee,
+ptr caller, ptr vals)`, with the arguments and results in a buffer of i64 slots (see
+wrapper.py)."""
 
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ class CallLowering:
         arglist = ", ".join(["ptr %ctx", "i64 %budget"] + self.gas_arg()
                             + [f"{t} {v}" for t, v in args])
         r = self.tmp()
-        self.emit(f"{r} = call fastcc {rt} @f{imm}({arglist})")
+        self.emit(f"{r} = call {rt} @f{imm}({arglist})")
         self.gas_from_call(r, rt)
         if ft.results or self.gas:
             st = self.tmp()
@@ -163,7 +164,7 @@ class CallLowering:
         arglist = ", ".join(["ptr %ctx", "i64 %budget"] + self.gas_arg()
                             + [f"{t} {v}" for t, v in args])
         r = self.tmp()
-        self.emit(f"{r} = call fastcc {rt} {fn}({arglist})")
+        self.emit(f"{r} = call {rt} {fn}({arglist})")
         self.gas_from_call(r, rt)
         if ft.results or self.gas:
             st1 = self.tmp()

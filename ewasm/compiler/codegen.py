@@ -51,6 +51,7 @@ class Codegen:
         self._machines: dict[int, llvm.TargetMachine] = {}
         self._jit = None
         self._names = itertools.count()
+        self._retired: list = []  # modules compiled, to be freed by release()
         # llvm.initialize() raises since llvmlite 0.45; these two are the supported calls.
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
@@ -85,7 +86,16 @@ class Codegen:
                 for name in pipeline.passes:
                     getattr(mpm, self.PASS_METHODS[name])()
                 mpm.run(mod, pb)
-            return bytes(tm.emit_object(mod))
+            obj = bytes(tm.emit_object(mod))
+            # Freeing a big module takes a while: the worker does it after answering.
+            self._retired.append(mod)
+            return obj
+
+    def release(self) -> None:
+        """Free the modules of the objects emitted so far."""
+        with self._lock:
+            retired, self._retired = self._retired, []
+        del retired
 
     def load_objects(self, objects: list[bytes], export: str, name_hint: str):
         """Link objects into this process; returns (tracker, address of `export`). The

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..module import Module
 from .codegen import pack_objects
-from .lower import lower_partitions, partition_count
+from .lower import lower_baseline, lower_partitions, partition_plan
 from .pipeline import BASELINE, Pipeline, Tier
 from .workers import WorkerPool, foreground
 
@@ -27,10 +27,12 @@ def compile_module(
     # Workers boot (~0.1 s) while this process lowers the module.
     pool.warm()
     baseline = pipeline.tier is Tier.BASELINE
-    k = partition_count(module, baseline)
+    bins = partition_plan(module, baseline)
+    k = len(bins)
     # The baseline tier's partitions are lowered one by one while workers compile the
     # previous ones.
-    texts = lower_partitions(module, gas_import, k, inline_copies=not baseline)
+    texts = (lower_baseline(module, gas_import, bins) if baseline
+             else lower_partitions(module, gas_import, bins=bins))
     try:
         return pack_objects(pool.compile(texts, pipeline, count=k, verify=verify,
                                          timeout=timeout))

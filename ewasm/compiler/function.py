@@ -119,6 +119,24 @@ _T_OOB = int(TrapKind.MEMORY_OUT_OF_BOUNDS)
 _T_TABLE_OOB = int(TrapKind.TABLE_OUT_OF_BOUNDS)
 
 
+def _trap_info(code: int, offset: int) -> int:
+    return (int(code) << TRAP_CODE_SHIFT) | offset
+
+
+# The memory's base and size, cached in allocas (SROA makes them registers); reloaded after
+# anything that can grow the memory.
+_MEMORY_SETUP = [
+    "  %mdesc = load ptr, ptr %ctx",
+    "  %mbase = alloca ptr",
+    "  %msize = alloca i64",
+    "  %mb0 = load ptr, ptr %mdesc",
+    "  store ptr %mb0, ptr %mbase",
+    f"  %msize.p = getelementptr inbounds i8, ptr %mdesc, i64 {abi.MEM_SIZE}",
+    "  %ms0 = load i64, ptr %msize.p",
+    "  store i64 %ms0, ptr %msize",
+]
+
+
 def _check_compilable_type(t: int, func_index: int) -> None:
     if t not in _LT:
         raise CompileError(f"value type 0x{t:02x} is not supported", func_index=func_index)
@@ -138,6 +156,10 @@ class _Frame:
     if_params: list[tuple[str, str]] | None = None
     has_else: bool = False
     dead_outer: bool = False  # was the code before this frame dead (only for dead nesting)
+    # Split functions only (split.py): the label is entered from another segment, so
+    # the stack below `height` and the branch values pass through the frame in memory.
+    entry: bool = False
+    else_entry: bool = False  # the same for an if's else label
 
 
 class ModuleLowering:
@@ -203,6 +225,10 @@ class _FuncLowerer(CallLowering, GasLowering):
         self.vbuf_slots = 0
         self.deferred: list[str] = []
         self.callees: set[int] = set()
+        self.pc = 0  # index of the instruction being lowered
+        self.dead_depth = 0  # blocks opened inside dead code
+        self.last_memory_op = -1  # index of the body's last memory instruction
+        self.loops = 0  # loops open
 
     # --- small helpers ------------------------------------------------------------------
     def tmp(self) -> str:
@@ -295,7 +321,9 @@ class _FuncLowerer(CallLowering, GasLowering):
         return p
 
     def reload_memory(self) -> None:
-        if not self.uses_memory:
+        """After a call (or memory.grow): the memory may have grown. Not needed when no
+        memory instruction can run after this point in the function."""
+        if not self.uses_memory or (self.pc > self.last_memory_op and not self.loops):
             return
         b = self.tmp()
         self.emit(f"{b} = load ptr, ptr %mdesc")
@@ -315,8 +343,11 @@ class _FuncLowerer(CallLowering, GasLowering):
         return b
 
     def mem_check(self, ea: str, width: int | str, offset: int) -> None:
-        end = self.tmp()
-        self.emit(f"{end} = add i64 {ea}, {width}")
+        if _is_literal(ea) and isinstance(width, int):
+            end = str(int(ea) + width)
+        else:
+            end = self.tmp()
+            self.emit(f"{end} = add i64 {ea}, {width}")
         size = self.mem_size()
         oob = self.tmp()
         self.emit(f"{oob} = icmp ugt i64 {end}, {size}")
@@ -343,13 +374,37 @@ class _FuncLowerer(CallLowering, GasLowering):
 
     def store_slots(self, frame_slots: list[str], vals: list[tuple[str, str]]) -> None:
         for slot, (t, v) in zip(frame_slots, vals, strict=True):
-            self.emit(f"store {t} {v}, ptr {slot}")
+            self.emit(f"store {t} {v}, ptr {self.slot_ptr(slot)}")
 
     def load_slots(self, slots: list[str], types: tuple[str, ...]) -> None:
         for slot, t in zip(slots, types, strict=True):
             v = self.tmp()
-            self.emit(f"{v} = load {t}, ptr {slot}")
+            self.emit(f"{v} = load {t}, ptr {self.slot_ptr(slot)}")
             self.push(t, v)
+
+    # Hooks that split.py overrides: in a function lowered whole, locals and branch slots
+    # are allocas and every label is in this one LLVM function.
+    def slot_ptr(self, slot: str) -> str:
+        return slot
+
+    def local_ptr(self, k: int) -> str:
+        return f"%l{k}"
+
+    def direct(self, label: str) -> bool:
+        """Can a branch instruction name `label` (is it in this LLVM function)?"""
+        return True
+
+    def goto(self, label: str) -> None:
+        self.emit(f"br label %{label}")
+
+    def enter_frame(self, fr: _Frame) -> None:
+        """A control frame is being pushed (its parameters are still on the stack)."""
+
+    def leave_frame(self, fr: _Frame) -> None:
+        """A control frame was popped at its end."""
+
+    def at_label(self, fr: _Frame, height: int) -> None:
+        """The code of a label of `fr` starts; the stack below `height` is the label's."""
 
     def emit_return(self, vals: list[tuple[str, str]]) -> None:
         if not self.ft.results and not self.gas:
@@ -381,13 +436,13 @@ class _FuncLowerer(CallLowering, GasLowering):
         self.store_slots(frame.slots, vals)
         if frame.kind != "loop":
             frame.reachable_end = True
-        self.emit(f"br label %{frame.label}")
+        self.goto(frame.label)
 
     def edge_to(self, depth: int) -> str:
         """A block that passes the branch values to the target; returns its label."""
         frame = self.frames[-1 - depth]
         arity = frame.params if frame.kind == "loop" else frame.results
-        if frame.kind != "func" and not arity:
+        if frame.kind != "func" and not arity and self.direct(frame.label):
             if frame.kind != "loop":
                 frame.reachable_end = True
             return frame.label
@@ -417,17 +472,9 @@ class _FuncLowerer(CallLowering, GasLowering):
             self.entry.append(f"  store {lt} {name}, ptr %l{k}")
         for k in range(len(params), len(self.local_types)):
             self.entry.append(f"  store {self.local_types[k]} 0, ptr %l{k}")
-        # Only a function that touches memory itself keeps its base and size.
-        self.uses_memory = self.ml.has_memory and any(op in _MEMORY_OPS for op, _, _ in fn.body)
+        self.scan_memory()
         if self.uses_memory:
-            self.entry.append("  %mdesc = load ptr, ptr %ctx")
-            self.entry.append("  %mbase = alloca ptr")
-            self.entry.append("  %msize = alloca i64")
-            self.entry.append("  %mb0 = load ptr, ptr %mdesc")
-            self.entry.append("  store ptr %mb0, ptr %mbase")
-            self.entry.append(f"  %msize.p = getelementptr inbounds i8, ptr %mdesc, i64 {abi.MEM_SIZE}")
-            self.entry.append("  %ms0 = load i64, ptr %msize.p")
-            self.entry.append("  store i64 %ms0, ptr %msize")
+            self.entry += _MEMORY_SETUP
 
         results = tuple(_LT[t] for t in ft.results)
         func_frame = _Frame("func", (), results, 0, "ret", "ret")
@@ -441,7 +488,7 @@ class _FuncLowerer(CallLowering, GasLowering):
         gas_param = ["i64 %gas.in"] if self.gas else []
         sig = ", ".join(["ptr %ctx", "i64 %budget.in"] + gas_param
                         + [f"{lt} {n}" for lt, n in params])
-        text = [f"define @@LINKAGE@@fastcc {self.rt} @f{idx}({sig}) {attrs} {{", "entry:"]
+        text = [f"define @@LINKAGE@@{self.rt} @f{idx}({sig}) {attrs} {{", "entry:"]
         if self.gas and self.gas_in_register:
             # An alloca that sroa turns into SSA values: the counter lives in a register.
             text += ["  %gas = alloca i64", "  store i64 %gas.in, ptr %gas"]
@@ -456,7 +503,10 @@ class _FuncLowerer(CallLowering, GasLowering):
             text.append(f"  %vbuf = alloca [{self.vbuf_slots} x i64], align 8")
         text.append(f"  %budget = sub i64 %budget.in, {cost}")
         text.append("  %exhausted = icmp slt i64 %budget, 0")
-        text.append(f"  br i1 %exhausted, label %{self._trap_site(int(TrapKind.CALL_STACK_EXHAUSTED), fn.offset)}, label %b0")
+        # Recorded before the branch, as a static trap code (see trap_if).
+        text.append(f"  store i64 {_trap_info(TrapKind.CALL_STACK_EXHAUSTED, fn.offset)}, "
+                    "ptr %trapinfo")
+        text.append("  br i1 %exhausted, label %trap, label %b0")
         text += self.out
         text += self.deferred
         # The shared trap block: record what and where, then unwind by status.
@@ -482,10 +532,21 @@ class _FuncLowerer(CallLowering, GasLowering):
         return [f"  %{tag}r = insertvalue {self.rt} undef, i32 {status}, 0",
                 f"  ret {self.rt} %{tag}r"]
 
-    def _body(self) -> None:
+    def scan_memory(self) -> None:
+        """Only a function that touches memory itself keeps its base and size."""
+        self.uses_memory = False
+        if self.ml.has_memory:
+            for k, (op, _, _) in enumerate(self.fn.body):
+                if op in _MEMORY_OPS:
+                    self.last_memory_op = k
+            self.uses_memory = self.last_memory_op >= 0
+
+    def _body(self, start: int = 0, stop: int | None = None) -> None:
         handlers = _HANDLERS
-        dead_depth = 0  # blocks opened inside dead code
-        for op, imm, off in self.fn.body:
+        dead_depth = self.dead_depth  # blocks opened inside dead code
+        body = self.fn.body
+        for pc in range(start, len(body) if stop is None else stop):
+            op, imm, off = body[pc]
             if self.dead:
                 # Skip unreachable code up to the else or end that makes code live again.
                 if op in (BLOCK, LOOP, IF):
@@ -503,7 +564,9 @@ class _FuncLowerer(CallLowering, GasLowering):
             handler = handlers.get(op)
             if handler is None:
                 self._unsupported(op, off)
+            self.pc = pc
             handler(self, op, imm, off)
+        self.dead_depth = dead_depth
 
     def _unsupported(self, op: int, off: int) -> NoReturn:
         info = OPS[op]
@@ -527,6 +590,7 @@ class _FuncLowerer(CallLowering, GasLowering):
         end = self.label("end")
         fr = _Frame("block", p, r, len(self.stack) - len(p), end, end)
         fr.slots = self.new_slots(r)
+        self.enter_frame(fr)
         self.frames.append(fr)
 
     def h_loop(self, op, imm, off):
@@ -534,12 +598,15 @@ class _FuncLowerer(CallLowering, GasLowering):
         hdr = self.label("loop")
         fr = _Frame("loop", p, r, len(self.stack) - len(p), hdr, hdr)
         fr.slots = self.new_slots(p)
+        self.enter_frame(fr)
         vals = self.popn(len(p))
         self.store_slots(fr.slots, vals)
         self.emit(f"br label %{hdr}")
         self.start_block(hdr)
+        self.at_label(fr, fr.height)
         self.load_slots(fr.slots, p)
         self.frames.append(fr)
+        self.loops += 1
 
     def h_if(self, op, imm, off):
         p, r = self._block_types(imm)
@@ -551,6 +618,16 @@ class _FuncLowerer(CallLowering, GasLowering):
         fr.else_label = els
         fr.if_params = self.stack[len(self.stack) - len(p):] if p else []
         fr.slots = self.new_slots(r)
+        self.enter_frame(fr)
+        if not self.direct(els):  # the else is in a later segment (split.py)
+            saved_out, saved_cur = self.out, self.cur
+            self.out = []
+            edge = self.label("edge")
+            self.start_block(edge)
+            self.goto(els)
+            self.deferred.extend(self.out)
+            self.out, self.cur = saved_out, saved_cur
+            els = edge
         self.emit(f"br i1 {c}, label %{then}, label %{els}")
         self.start_block(then)
         self.frames.append(fr)
@@ -560,12 +637,14 @@ class _FuncLowerer(CallLowering, GasLowering):
         fr = self.frames[-1]
         if not self.dead:
             self.store_slots(fr.slots, self.popn(len(fr.results)))
-            self.emit(f"br label %{fr.end_label}")
+            self.goto(fr.end_label)
             fr.reachable_end = True
         fr.has_else = True
         del self.stack[fr.height:]
         self.stack.extend(fr.if_params or [])
         self.start_block(fr.else_label)
+        if fr.else_entry:
+            self.at_label(fr, len(self.stack))
         self.dead = False
 
     def h_end(self, op, imm, off):
@@ -575,24 +654,36 @@ class _FuncLowerer(CallLowering, GasLowering):
                 self.emit_return(self.stack[len(self.stack) - len(fr.results):])
             self.frames.append(fr)  # keep for completeness; nothing follows
             return
+        self.leave_frame(fr)
         if fr.kind == "loop":
+            self.loops -= 1
             # The end of a loop is reached only by falling through: values stay SSA.
             if self.dead:
                 del self.stack[fr.height:]
+            elif fr.entry:  # the stack below it comes back into reach (split.py)
+                self.at_label(fr, fr.height)
             return
         if not self.dead:
             self.store_slots(fr.slots, self.popn(len(fr.results)))
-            self.emit(f"br label %{fr.end_label}")
+            self.goto(fr.end_label)
             fr.reachable_end = True
         if fr.kind == "if" and not fr.has_else:
             # No else: the false edge passes the if's parameters through as results.
             self.start_block(fr.else_label)
-            self.store_slots(fr.slots, fr.if_params or [])
-            self.emit(f"br label %{fr.end_label}")
+            params = fr.if_params or []
+            if fr.else_entry:
+                del self.stack[fr.height:]
+                self.stack.extend(params)
+                self.at_label(fr, len(self.stack))
+                params = self.popn(len(params))
+            self.store_slots(fr.slots, params)
+            self.goto(fr.end_label)
             fr.reachable_end = True
         del self.stack[fr.height:]
         if fr.reachable_end:
             self.start_block(fr.end_label)
+            if fr.entry:
+                self.at_label(fr, fr.height)
             self.load_slots(fr.slots, fr.results)
             self.dead = False
         else:
@@ -606,7 +697,18 @@ class _FuncLowerer(CallLowering, GasLowering):
         _, cond = self.pop()
         c = self.tmp()
         self.emit(f"{c} = icmp ne i32 {cond}, 0")
-        target = self.edge_to(imm)
+        frame = self.frames[-1 - imm]
+        arity = frame.params if frame.kind == "loop" else frame.results
+        if arity and frame.kind != "func" and self.direct(frame.label):
+            # The branch values are stored before the branch, taken or not: the slots are
+            # read only where the label starts, and every way there stores them first.
+            # No edge block (fewer blocks for the baseline tier; SROA makes them phis).
+            self.store_slots(frame.slots, self.stack[len(self.stack) - len(arity):])
+            if frame.kind != "loop":
+                frame.reachable_end = True
+            target = frame.label
+        else:
+            target = self.edge_to(imm)
         cont = self.label("cont")
         self.emit(f"br i1 {c}, label %{target}, label %{cont}")
         self.start_block(cont)
@@ -640,16 +742,16 @@ class _FuncLowerer(CallLowering, GasLowering):
     def h_local_get(self, op, imm, off):
         t = self.local_types[imm]
         v = self.tmp()
-        self.emit(f"{v} = load {t}, ptr %l{imm}")
+        self.emit(f"{v} = load {t}, ptr {self.local_ptr(imm)}")
         self.push(t, v)
 
     def h_local_set(self, op, imm, off):
         t, v = self.pop()
-        self.emit(f"store {t} {v}, ptr %l{imm}")
+        self.emit(f"store {t} {v}, ptr {self.local_ptr(imm)}")
 
     def h_local_tee(self, op, imm, off):
         t, v = self.stack[-1]
-        self.emit(f"store {t} {v}, ptr %l{imm}")
+        self.emit(f"store {t} {v}, ptr {self.local_ptr(imm)}")
 
     def global_cell(self, i: int) -> str:
         if i not in self.globals_used:

@@ -1,11 +1,14 @@
 """The compile tiers: which LLVM passes and which code-generation level make each one.
 
-Both tiers compile the same IR (lower.py), so they compute the same results, gas, traps
-and trap offsets; they differ only in what LLVM does with it.
+Both tiers compile the same IR for each instruction (lower.py), so they compute the same
+results, gas, traps and trap offsets; they differ in what LLVM does with it, and in how
+the baseline tier cuts the module into LLVM functions and partitions.
 
 * BASELINE runs no IR pass and code generation at level 0 (FastISel, the fast register
   allocator). Every step is linear in the IR, and the IR is linear in the Wasm, so the
-  time to the first result is bounded by the module's size whatever its shape.
+  time to the first result is bounded by the module's size whatever its shape. Its
+  partitions are runs of functions of about equal weight, and a huge function is cut
+  into segments (split.py), so that both workers share any module.
 * OPTIMIZED is the light pipeline of shared/docs/compiler-design.md: on Wasm that a
   producer already optimised, these passes give O2's run speed at a fraction of its
   compile time, but their time is not bounded by the input's size (SimplifyCFG on deep

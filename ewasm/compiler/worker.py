@@ -80,8 +80,11 @@ def main(argv: list[str]) -> int:
                        for t in request[2:]]
         except CompileError as exc:
             write_frames(out, [b"error", str(exc).encode()])
+            codegen.release()
             continue
         write_frames(out, [b"ok", *objects])
+        del objects
+        codegen.release()
 
 
 # The bootstrap run with `python -I -c`: -I keeps the current directory, the user's site

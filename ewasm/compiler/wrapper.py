@@ -1,6 +1,6 @@
 """The wrapper of an escaping function (export, start function, table element):
 `i32 @w{idx}(ptr callee, ptr caller, ptr vals)`, which loads the arguments from the
-buffer, calls the internal `fastcc` entry and stores the results back. On a trap it
+buffer, calls the internal entry and stores the results back. On a trap it
 copies the trap record into the caller's instance, which reports it."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _wrapper(ml: ModuleLowering, idx: int, linkage: str) -> str:
         else:
             args.append(f"i64 %a{k}w")
     arglist = ", ".join(["ptr %callee", "i64 %budget"] + (["i64 %gas"] if gas else []) + args)
-    lines.append(f"  %r = call fastcc {rt} @f{idx}({arglist})")
+    lines.append(f"  %r = call {rt} @f{idx}({arglist})")
     if gas:
         lines.append(f"  %gasout = extractvalue {rt} %r, 1")
         lines.append("  store i64 %gasout, ptr %gasp")

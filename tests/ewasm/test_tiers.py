@@ -3,7 +3,9 @@ LLVM does can kill the host, hostile shapes neither crash nor overflow the stack
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import importlib
 import json
 import os
 import signal
@@ -266,3 +268,89 @@ def test_adversarial_modules_leave_the_same_memory_on_both_tiers(family):
         memory = inst.exports["memory"]
         memories.append(memory.read(0, memory.data_size))
     assert memories[0] == memories[1]
+
+
+# --- split functions (compiler/split.py) ------------------------------------------------
+# The baseline tier cuts functions of more than SPLIT_MIN instructions into segments of
+# SEGMENT. Tests cut every function into segments of a few instructions, so that every
+# construct spans cuts: blocks, loops and ifs entered from other segments, branch values,
+# the operand stack across cuts, traps, calls and returns from any segment.
+def _cut_every(monkeypatch, tmp_path, n: int) -> None:
+    from ewasm.compiler import split
+
+    monkeypatch.setattr(split, "SEGMENT", n)
+    monkeypatch.setattr(split, "SPLIT_MIN", 0)
+    # Neither the object cache nor the contract cache may hand back uncut code.
+    monkeypatch.setenv("EWASM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(importlib.import_module("ewasm.execute"), "_cache",
+                        collections.OrderedDict())
+
+
+@pytest.fixture(params=[1, 3, 16])
+def tiny_segments(request, monkeypatch, tmp_path):
+    _cut_every(monkeypatch, tmp_path, request.param)
+    return request.param
+
+
+def test_split_kernels_agree_with_the_optimised_tier(shared, tiny_segments):
+    kdir = shared("fixtures", "bench", "kernels")
+    wasm = (kdir / "kernels.wasm").read_bytes()
+    base = ewasm.compile(wasm, cache=False, tier="baseline")
+    opt = ewasm.compile(wasm, cache=False, tier="optimized")
+    assert _kernel_results(base) == _kernel_results(opt)
+
+
+@pytest.mark.parametrize("family", sorted(adversarial.FAMILIES))
+def test_split_adversarial_contracts_run_alike_on_both_tiers(family, tiny_segments):
+    code = gasmeter.MeteringPolicy().meter(adversarial.sized(family, 3 * 1024))
+    results = []
+    for tier in ("baseline", "optimized"):
+        r = ewasm.execute(MockedHost(), Revision.BYZANTIUM, Message(gas=10**8), code,
+                          tier=tier)
+        results.append((r.status, r.gas_left, r.output))
+    assert results[0] == results[1]
+    if not family.startswith("recursion"):
+        assert results[0][0] == StatusCode.SUCCESS, results[0]
+
+
+@pytest.mark.parametrize("family", sorted(f for f in adversarial.FAMILIES
+                                          if not f.startswith("recursion")))
+def test_split_adversarial_modules_leave_the_same_memory(family, tiny_segments):
+    wasm = adversarial.sized(family, 3 * 1024)
+    memories = []
+    for tier in ("baseline", "optimized"):
+        inst = ewasm.instantiate(ewasm.compile(wasm, cache=False, tier=tier))
+        inst.invoke("main")
+        memory = inst.exports["memory"]
+        memories.append(memory.read(0, memory.data_size))
+    assert memories[0] == memories[1]
+
+
+def test_split_precompile_contracts_run_alike_on_both_tiers(shared, monkeypatch, tmp_path):
+    _cut_every(monkeypatch, tmp_path, 5)
+    for path, data, _expected in _vectors(shared)[::2]:
+        code = gasmeter.MeteringPolicy().meter(path.read_bytes())
+        results = []
+        for tier in ("baseline", "optimized"):
+            r = ewasm.execute(MockedHost(), Revision.BYZANTIUM, Message(gas=10**12, input=data),
+                              code, tier=tier)
+            results.append((r.status, r.gas_left, r.output))
+        assert results[0] == results[1], path.name
+        assert results[0][0] == StatusCode.SUCCESS, (path.name, results[0])
+
+
+def test_a_huge_function_is_cut_into_segments_over_the_partitions():
+    from ewasm.compiler import split
+    from ewasm.compiler.lower import lower_baseline, lower_module, partition_plan
+
+    module = ewasm.validate(adversarial.sized("straight_line", 64 * 1024))
+    n = split.segment_count(module.codes[0])
+    assert split.is_split(module.codes[0]) and n > 8
+    plan = partition_plan(module, baseline=True)
+    assert len(plan) == 8 and sum(map(len, plan)) == n + 1  # the segments and the driver
+    texts = list(lower_baseline(module))
+    assert texts == list(lower_baseline(module))  # deterministic
+    defined = [t.count("define internal i32 @f0.s") + t.count("define i32 @f0.s") for t in texts]
+    assert sum(defined) == n and max(defined) < n
+    # The whole function on the optimising tier.
+    assert "@f0.s" not in "".join(lower_module(module))
