@@ -137,16 +137,21 @@ def _vectors(shared):
     return cases
 
 
+def _on_both_tiers(code: bytes, **message) -> list[tuple]:
+    """(status, gas left, output) of one execute on each tier, baseline first."""
+    out = []
+    for tier in ("baseline", "optimized"):
+        r = ewasm.execute(MockedHost(), Revision.BYZANTIUM, Message(**message), code, tier=tier)
+        out.append((r.status, r.gas_left, r.output))
+    return out
+
+
 def test_tiers_agree_on_the_precompile_contracts(shared):
     cases = _vectors(shared)
     assert len(cases) >= 10
     for path, data, _expected in cases:  # the vectors' expectations are storage words
         code = gasmeter.MeteringPolicy().meter(path.read_bytes())  # as a chain stores it
-        results = []
-        for tier in ("baseline", "optimized"):
-            r = ewasm.execute(MockedHost(), Revision.BYZANTIUM, Message(gas=10**12, input=data),
-                              code, tier=tier)
-            results.append((r.status, r.gas_left, r.output))
+        results = _on_both_tiers(code, gas=10**12, input=data)
         assert results[0] == results[1], path.name
         assert results[0][0] == StatusCode.SUCCESS, (path.name, results[0])
         oracle = ORACLES.get(path.stem)
@@ -235,11 +240,7 @@ def test_adversarial_contracts_run_alike_on_both_tiers(family):
     code = adversarial.sized(family, ADVERSARIAL_KB * 1024)
     assert ewasm.check_contract(ewasm.validate(code)) is None
     code = gasmeter.MeteringPolicy().meter(code)
-    results = []
-    for tier in ("baseline", "optimized"):
-        r = ewasm.execute(MockedHost(), Revision.BYZANTIUM, Message(gas=10**8), code,
-                          tier=tier)
-        results.append((r.status, r.gas_left, r.output))
+    results = _on_both_tiers(code, gas=10**8)
     assert results[0] == results[1]
     if family.startswith("recursion"):  # runs out of gas or of call depth, never crashes
         assert results[0][0] in (StatusCode.OUT_OF_GAS, StatusCode.FAILURE), results[0]
@@ -303,11 +304,7 @@ def test_split_kernels_agree_with_the_optimised_tier(shared, tiny_segments):
 @pytest.mark.parametrize("family", sorted(adversarial.FAMILIES))
 def test_split_adversarial_contracts_run_alike_on_both_tiers(family, tiny_segments):
     code = gasmeter.MeteringPolicy().meter(adversarial.sized(family, 3 * 1024))
-    results = []
-    for tier in ("baseline", "optimized"):
-        r = ewasm.execute(MockedHost(), Revision.BYZANTIUM, Message(gas=10**8), code,
-                          tier=tier)
-        results.append((r.status, r.gas_left, r.output))
+    results = _on_both_tiers(code, gas=10**8)
     assert results[0] == results[1]
     if not family.startswith("recursion"):
         assert results[0][0] == StatusCode.SUCCESS, results[0]
@@ -330,11 +327,7 @@ def test_split_precompile_contracts_run_alike_on_both_tiers(shared, monkeypatch,
     _cut_every(monkeypatch, tmp_path, 5)
     for path, data, _expected in _vectors(shared)[::2]:
         code = gasmeter.MeteringPolicy().meter(path.read_bytes())
-        results = []
-        for tier in ("baseline", "optimized"):
-            r = ewasm.execute(MockedHost(), Revision.BYZANTIUM, Message(gas=10**12, input=data),
-                              code, tier=tier)
-            results.append((r.status, r.gas_left, r.output))
+        results = _on_both_tiers(code, gas=10**12, input=data)
         assert results[0] == results[1], path.name
         assert results[0][0] == StatusCode.SUCCESS, (path.name, results[0])
 
