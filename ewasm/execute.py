@@ -40,7 +40,7 @@ CVF = StatusCode.CONTRACT_VALIDATION_FAILURE
 _STATIC = int(Flags.STATIC)
 EVM1_MODES = ("reject", "fallback")
 # Enough Python frames for 1024 nested contract calls (each re-enters through ctypes,
-# ~40 Python frames a level); the big native stack of the worker thread holds them.
+# ~40 Python frames a level); the big execution stack (runtime.stack) holds them.
 _RECURSION_FOR_NESTING = 200_000
 
 

@@ -166,7 +166,7 @@ _LIBC = None
 def _libc() -> Any:
     global _LIBC
     if _LIBC is None:
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = vmem.libc()
         libc.getcontext.argtypes = [ctypes.c_void_p]
         libc.getcontext.restype = ctypes.c_int
         libc.makecontext.argtypes = [ctypes.c_void_p, _ENTRY, ctypes.c_int]

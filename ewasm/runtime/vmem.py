@@ -26,7 +26,8 @@ _cursor = _FAR_BASE
 _libc: Any = None
 
 
-def _c() -> Any:
+def libc() -> Any:
+    """The C library through ctypes, with errno kept (one handle for the runtime)."""
     global _libc
     if _libc is None:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -53,7 +54,7 @@ def reserve(size: int) -> int:
         if _cursor > _FAR_END:  # reservations come and go: the kernel knows what is free
             _cursor = _FAR_BASE
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
-    addr = _c().mmap(ctypes.c_void_p(hint), size, mmap.PROT_READ | mmap.PROT_WRITE, flags,
+    addr = libc().mmap(ctypes.c_void_p(hint), size, mmap.PROT_READ | mmap.PROT_WRITE, flags,
                      -1, 0)
     if addr is None or addr == ctypes.c_void_p(-1).value:
         raise OSError(ctypes.get_errno(), f"cannot reserve {size} bytes")
@@ -61,15 +62,15 @@ def reserve(size: int) -> int:
 
 
 def release(addr: int, size: int) -> None:
-    _c().munmap(ctypes.c_void_p(addr), size)
+    libc().munmap(ctypes.c_void_p(addr), size)
 
 
 def discard(addr: int, size: int) -> None:
     """Give the pages back: they read as zero again, committed anew when touched."""
-    _c().madvise(ctypes.c_void_p(addr), size, _MADV_DONTNEED)
+    libc().madvise(ctypes.c_void_p(addr), size, _MADV_DONTNEED)
 
 
 def protect_none(addr: int, size: int) -> None:
     """Make the range inaccessible (a guard)."""
-    if _c().mprotect(ctypes.c_void_p(addr), size, 0) != 0:
+    if libc().mprotect(ctypes.c_void_p(addr), size, 0) != 0:
         raise OSError(ctypes.get_errno(), "mprotect failed")
