@@ -101,7 +101,7 @@ def _print_receipt(mined: MinedTransaction, as_json: bool) -> int:
 
 
 def cmd_node(args) -> int:
-    from chain.rpc import create_server
+    from chain.http import create_server
 
     config = ChainConfig(chain_id=args.chain_id) if args.chain_id is not None else None
     chain = _open(args, config)

@@ -10,7 +10,8 @@ import json
 import pytest
 
 from chain.chain import Chain
-from chain.rpc import MAX_BODY, Rpc, make_app, parse_quantity
+from chain.http import make_app
+from chain.rpc import MAX_BODY, Rpc, parse_quantity
 from chain.wrap import wrap_deploy
 
 from .conftest import TRANSFER_TOPIC, transfer_data
