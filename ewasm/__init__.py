@@ -24,6 +24,7 @@ from .features import Features
 from .module import Module
 from .runtime.externs import Global, HostFunc, Memory, Table
 from .runtime.instance import Func, Instance
+from .time_limit import TimeLimit, time_limit
 from .types import FuncType, GlobalType, Limits, MemoryType, TableType
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
     "MemoryType",
     "Table",
     "TableType",
+    "TimeLimit",
+    "time_limit",
     "compile",
     "check_contract",
     "ContractValidationError",

@@ -72,7 +72,8 @@ class Abort(ExecutionEnded):
 class Frame:
     """One execution of one contract: its message, memory, gas and return buffer."""
 
-    __slots__ = ("host", "msg", "code", "memory", "ctx", "return_data", "debug", "_tx")
+    __slots__ = ("host", "msg", "code", "memory", "ctx", "native", "_return_data", "debug",
+                 "_tx")
 
     def __init__(self, host: Host, msg: Message, code: bytes, *, debug: bool = False) -> None:
         self.host = host
@@ -80,9 +81,22 @@ class Frame:
         self.code = code  # what the host passed (codeCopy sees this, not metered code)
         self.memory: Memory | None = None
         self.ctx = None  # the instance's VMContext: its gas field is the gas counter
-        self.return_data = b""
+        self.native = None  # the instance's eei_native.NativeFrame, when it has one
+        self._return_data = b""
         self.debug = debug
         self._tx: TxContext | None = None
+
+    @property
+    def return_data(self) -> bytes:
+        return self._return_data
+
+    @return_data.setter
+    def return_data(self, data: bytes) -> None:
+        self._return_data = data
+        native = self.native
+        if native is not None:  # returnDataCopy may run natively
+            native.return_data = data
+            native.return_data_len = len(data)
 
     # --- gas -----------------------------------------------------------------------------
     @property

@@ -6,7 +6,9 @@ Result whose status and gas follow EVMC and Hera 0.6.0 (eei.md §1.6, §4).
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import os
 import sys
 import threading
 from collections import OrderedDict
@@ -15,10 +17,11 @@ from dataclasses import dataclass, field
 from evmc_bridge import CallKind, Flags, Host, Message, Result, Revision, StatusCode
 from evmc_bridge.forks import rules
 
-from . import eei
+from . import eei, eei_native
 from .api import ENGINE_USE_GAS, CompiledModule, compile, validate
 from .contract import (
     CONTRACT_FEATURES,
+    EEI_SIGNATURES,
     WASM_VERSION_1,
     ContractValidationError,
     check_contract,
@@ -33,8 +36,11 @@ from .errors import (
     WasmError,
 )
 from .module import EXTERN_FUNC, Module
-from .runtime.instance import Instance
-from .runtime.stack import run_on_big_stack
+from .runtime.externs import NativeFunc
+from .runtime.instance import Instance, NativeExit
+from .runtime.stack import NATIVE_SWITCH, run_on_big_stack
+from .time_limit import _expired as _limits_expired
+from .time_limit import interrupted
 
 CVF = StatusCode.CONTRACT_VALIDATION_FAILURE
 _STATIC = int(Flags.STATIC)
@@ -43,6 +49,10 @@ EVM1_MODES = ("reject", "fallback")
 # ~40 Python frames a level); the big execution stack (runtime.stack) holds them.
 _RECURSION_FOR_NESTING = 200_000
 
+
+# The EEI functions of eei_native run as native code (set False to run eei.py's for every
+# function, e.g. to compare the two; clear the prepared cache after changing it).
+USE_NATIVE_EEI = os.environ.get("EWASM_NATIVE_EEI", "1") != "0"
 
 # Idle instances kept per prepared contract: one message's instance serves the next after
 # a reset (wasmtime's pooling allocator); nested calls of one contract take more.
@@ -68,7 +78,11 @@ class _Prepared:
             if instance.code is code:
                 instance.reset(gas)
                 return instance
-        return Instance(self.compiled, self.externs, gas_limit=gas, code=code)
+        frame = eei_native.NativeFrame()
+        instance = Instance(self.compiled, self.externs, gas_limit=gas, code=code,
+                            native_ctx=ctypes.addressof(frame))
+        instance.native_frame = frame
+        return instance
 
     def release(self, instance: Instance) -> None:
         if len(self.pool) < POOL_PER_CONTRACT:
@@ -112,11 +126,14 @@ def _prepare(code: bytes, debug: bool, tier: str) -> _Prepared | ContractValidat
         return exc
     compiled = compile(code, CONTRACT_FEATURES, engine_gas=True, module=module, tier=tier)
     externs = []
+    natives = eei_native.native_addresses() if USE_NATIVE_EEI else None
     for imp in module.imports:
         if imp.kind != EXTERN_FUNC:  # check_contract refuses these; be safe
             return ContractValidationError(f"import {imp.module}.{imp.name} is not a function")
         if (imp.module, imp.name) == ("ethereum", "useGas"):
             externs.append(ENGINE_USE_GAS)
+        elif natives is not None and imp.module == "ethereum" and imp.name in natives:
+            externs.append(NativeFunc(EEI_SIGNATURES[imp.name], natives[imp.name], imp.name))
         else:
             externs.append(eei.HOST_FUNCS[imp.module, imp.name])
     return _Prepared(compiled, tuple(externs))
@@ -152,6 +169,8 @@ def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
                                message=f"revision {revision.name} predates Ewasm")
         if message.gas < 0:
             return Result.make(StatusCode.INTERNAL_ERROR, message="negative message gas")
+        if _limits_expired and interrupted():
+            return Result.make(StatusCode.OUT_OF_GAS, message="the time limit was reached")
         if int(message.flags) & ~_STATIC:
             return Result.make(StatusCode.INTERNAL_ERROR,
                                message=f"unsupported message flags {int(message.flags)}")
@@ -167,7 +186,10 @@ def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
             return Result.make(CVF, message=str(exc))
         # The frame stack lives on the thread that runs compiled code.
         shown = code if sent_code is None else sent_code
-        result = run_on_big_stack(_run, host, message, shown, prepared, debug)
+        if NATIVE_SWITCH:  # the call into compiled code switches stacks itself
+            result = _run(host, message, shown, prepared, debug)
+        else:
+            result = run_on_big_stack(_run, host, message, shown, prepared, debug)
         if message.kind in (CallKind.CREATE, CallKind.CREATE2) and result.ok:
             result = _check_deployed(result, debug)
         return result
@@ -190,6 +212,9 @@ def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
             return Result.make(StatusCode.FAILURE, message=str(exc))
         frame.memory = instance.memory
         frame.ctx = instance.ctx
+        native = frame.native = instance.native_frame
+        eei_native.fill(native, frame.msg.input, code, message.sender, message.recipient,
+                        message.value)
         try:
             return _invoke_main(instance)
         finally:
@@ -204,6 +229,8 @@ def _invoke_main(instance: Instance) -> Result:
     """Run main; its end (finish, revert, trap, out of gas) as the Result."""
     try:
         instance.invoke("main")
+    except NativeExit:
+        return eei_native.result_of(instance.native_frame, instance.memory, instance.ctx.gas)
     except eei.Stop as stop:
         return Result.make(stop.status, instance.ctx.gas, stop.output)
     except eei.Abort as abort:

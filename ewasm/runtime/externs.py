@@ -150,6 +150,22 @@ class Global:
         self._cell.value = to_carrier(v, self.type.valtype)
 
 
+class NativeFunc:
+    """A host function in native code that this engine made (eei_native), with the wrapper
+    ABI. Its context is the importing instance's `native_ctx`, so that one function serves
+    every instance, each with its own frame."""
+
+    __slots__ = ("type", "address", "name")
+
+    def __init__(self, type: FuncType, address: int, name: str) -> None:
+        self.type = type
+        self.address = address
+        self.name = name
+
+    def __call__(self, *args: int) -> list[int]:
+        raise TypeError(f"native host function {self.name} is called only from compiled code")
+
+
 class HostFunc:
     """A function implemented in Python, with its Wasm type (checked when linking)."""
 

@@ -22,8 +22,8 @@ from ..module import (
 )
 from ..opcodes import GLOBAL_GET, I32_CONST, I64_CONST, REF_FUNC, REF_NULL
 from ..types import I32, I64, FuncType
-from .externs import DEFAULT_MAX_MEMORY_PAGES, Global, HostFunc, Memory, Table
-from .stack import run_on_big_stack
+from .externs import DEFAULT_MAX_MEMORY_PAGES, Global, HostFunc, Memory, NativeFunc, Table
+from .stack import NATIVE_SWITCH, call_compiled, run_on_big_stack
 from .values import from_carrier, to_carrier
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ def signature_id(ft: FuncType) -> int:
             sid = _sig_ids[ft] = len(_sig_ids) + 1
         return sid
 
+
+# A native host function (NativeFunc) ended the run; why is in the instance's native_ctx.
+STATUS_EXIT = 3
 
 _exec = threading.local()
 # An integer result's bit pattern in its slot (floats go through to_carrier).
@@ -145,6 +148,11 @@ def _make_trampoline(hf: HostFunc):
     return abi.WRAPPER_CFUNC(trampoline)
 
 
+class NativeExit(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by Instance calls when a native host function ended the run (STATUS_EXIT);
+    the embedder that gave the instance its native_ctx reads why."""
+
+
 class Func:
     """An exported (or table-held) Wasm function of an instance; call it like a function."""
 
@@ -179,8 +187,10 @@ class Instance:
         max_memory_pages: int = DEFAULT_MAX_MEMORY_PAGES,
         gas_limit: int | None = None,
         code: LoadedCode | None = None,
+        native_ctx: int = 0,
     ) -> None:
-        """code: compiled.load()'s result when the caller already took it."""
+        """code: compiled.load()'s result when the caller already took it. native_ctx:
+        the context address that imported NativeFuncs receive (their per-instance frame)."""
         m = compiled.module
         self.gas_limit = gas_limit
         self.compiled = compiled
@@ -201,7 +211,13 @@ class Instance:
         self._import_entries = (abi.ImportEntry * max(nimp, 1))()
         for imp, ext in zip(m.imports, externs, strict=True):
             if imp.kind == EXTERN_FUNC:
-                ref = funcref_of(ext)
+                if isinstance(ext, NativeFunc):
+                    if not native_ctx:
+                        raise LinkError(f"native import {imp.module}.{imp.name} needs a "
+                                        "native context")
+                    ref = FuncRef(0, ext.address, native_ctx, signature_id(ext.type), ext)
+                else:
+                    ref = funcref_of(ext)
                 entry = self._import_entries[len(self._funcrefs)]
                 entry.fn, entry.vmctx = ref.wrapper, ref.vmctx
                 self._funcrefs.append(ref)
@@ -415,6 +431,19 @@ class Instance:
         entry = ref.entry
         ctx = self.ctx
         vmctx = ref.vmctx
+        if NATIVE_SWITCH:
+            stack = _budget_stack()
+            caller = stack[-1] if stack else 0  # the compiled code that called the host
+            ctx.budget = (ctypes.c_int64.from_address(caller + abi.CTX_BUDGET).value
+                          if caller else DEFAULT_STACK_BUDGET)
+            status = call_compiled(entry, ref.wrapper, vmctx, None, ctypes.addressof(vals))
+            if status == abi.STATUS_OK:
+                return [from_carrier(vals[i], t) for i, t in enumerate(ft.results)]
+            exc = None
+            if status == abi.STATUS_HOST:
+                exc = getattr(_exec, "pending", None)
+                _exec.pending = None
+            return self._ended(status, exc)
 
         def run() -> tuple[int, BaseException | None]:
             stack = _budget_stack()
@@ -431,8 +460,15 @@ class Instance:
         status, exc = run_on_big_stack(run)
         if status == abi.STATUS_OK:
             return [from_carrier(vals[i], t) for i, t in enumerate(ft.results)]
+        return self._ended(status, exc)
+
+    def _ended(self, status: int, exc: BaseException | None) -> list[int]:
+        """Raise what a non-OK status from compiled code stands for."""
+        ctx = self.ctx
         if status == abi.STATUS_TRAP:
             raise Trap.make(ctx.trap_code, func_index=ctx.trap_func, offset=ctx.trap_offset)
+        if status == STATUS_EXIT:
+            raise NativeExit
         if exc is not None:
             raise exc
         raise Trap(TrapKind.HOST, f"compiled code returned unknown status {status}")

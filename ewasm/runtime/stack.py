@@ -4,11 +4,16 @@ The call-depth budget is counted in Wasm terms (see compiler.lower.CALL_BASE_COS
 it trips deterministically; this stack is what guarantees that it trips before the
 native stack could overflow, whatever thread the embedder calls from.
 
-Two ways to get there, the same stack size either way:
+Three ways to get there, the same stack size each way:
 
+* on x86-64, `call_compiled`: one native call of an engine-made stub that points the
+  stack pointer at a big stack, calls the compiled function and points it back (no libc
+  context switch, no Python in between); Python host functions that compiled code calls
+  run on the big stack too;
 * on the caller's own thread, switching stacks (glibc's makecontext/swapcontext through
-  ctypes): no thread hop, a few microseconds a call. Each thread gets one 512 MiB stack
-  (reserved, committed by the kernel as it is touched) with a guard page below it;
+  ctypes), for any Python function: no thread hop, a few microseconds a call. Each stack
+  is 512 MiB (reserved, committed by the kernel as it is touched) with a guard page below
+  it, from a process-wide pool;
 * on a big-stack worker thread per calling thread, handed each call through a queue,
   where the switch is not available (not glibc, an unknown ABI, Python 3.14+ which checks
   the C stack against the thread's own bounds) or `EWASM_STACK_SWITCH=0`.
@@ -125,6 +130,11 @@ class _SwitchedStack:
             (ctypes.c_size_t.from_address(address + _UC_STACK_SIZE), self._size),
         )
 
+    @property
+    def top(self) -> int:
+        """The initial stack pointer: the high end, 16-byte aligned."""
+        return (self._base + self._size) & ~15
+
     def _run_job(self) -> None:
         fn, args = self._job
         _local.on_worker = True
@@ -180,6 +190,55 @@ def _libc() -> Any:
 SWITCH_STACKS = _switch_available()
 IDLE_STACKS = 8  # stacks kept between runs; more run at once only with more threads
 _idle_stacks: list[_SwitchedStack] = []
+
+
+# x86-64 SysV: ewasm_switch_call(a, b, c, fn, sp) calls fn(a, b, c) with the stack
+# pointer at sp and returns fn's i32. a, b, c arrive in rdi, rsi, rdx, where fn wants them;
+# rbx is callee-saved, so it keeps the old stack pointer across the call. At entry rsp is
+# 8 mod 16, 0 after the push, as sp is: fn sees the alignment the ABI promises.
+_SWITCH_CALL_X86_64 = bytes([
+    0x53,              # push %rbx
+    0x48, 0x89, 0xE3,  # mov  %rsp, %rbx
+    0x4C, 0x89, 0xC4,  # mov  %r8, %rsp
+    0xFF, 0xD1,        # call *%rcx
+    0x48, 0x89, 0xDC,  # mov  %rbx, %rsp
+    0x5B,              # pop  %rbx
+    0xC3,              # ret
+])
+_SWITCH_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
+                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+def _native_switch() -> Any:
+    if not SWITCH_STACKS or platform.machine() != "x86_64":
+        return None
+    try:
+        return _SWITCH_CFUNC(vmem.executable(_SWITCH_CALL_X86_64))
+    except OSError:
+        return None
+
+
+_SWITCH_CALL = _native_switch()
+NATIVE_SWITCH = _SWITCH_CALL is not None
+
+
+def call_compiled(entry: Any, fn: int, a: int, b: int | None, c: int) -> int:
+    """Call the wrapper-ABI function at `fn` (`entry`: the same as a ctypes function) with
+    (a, b, c) on a big stack; its status. Only where NATIVE_SWITCH. Already on the big
+    stack (a nested call), a plain call."""
+    if getattr(_local, "on_worker", False):
+        return entry(a, b, c)
+    try:
+        stack = _idle_stacks.pop()
+    except IndexError:
+        stack = _SwitchedStack()
+    _local.on_worker = True
+    try:
+        return _SWITCH_CALL(a, b, c, fn, stack.top)
+    finally:
+        _local.on_worker = False
+        if len(_idle_stacks) < IDLE_STACKS:
+            _idle_stacks.append(stack)
 
 
 def on_big_stack() -> bool:

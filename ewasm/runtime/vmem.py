@@ -74,3 +74,16 @@ def protect_none(addr: int, size: int) -> None:
     """Make the range inaccessible (a guard)."""
     if libc().mprotect(ctypes.c_void_p(addr), size, 0) != 0:
         raise OSError(ctypes.get_errno(), "mprotect failed")
+
+
+def executable(code: bytes) -> int:
+    """A private read-only, executable copy of `code` (engine-made machine code); never
+    writable and executable at once."""
+    size = max(mmap.PAGESIZE, len(code))
+    addr = reserve(size)
+    ctypes.memmove(addr, code, len(code))
+    if libc().mprotect(ctypes.c_void_p(addr), size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
+        err = ctypes.get_errno()
+        release(addr, size)
+        raise OSError(err, "mprotect failed")
+    return addr
