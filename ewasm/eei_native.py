@@ -60,6 +60,12 @@ class NativeFrame(ctypes.Structure):
         ("value_ok", ctypes.c_int64),  # +144: 0 when the value does not fit in 128 bits
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        # What fill() last wrote (Python attributes, not fields).
+        self.last_call_data = self.last_code = self.last_sender = self.last_recipient = None
+        self.last_value = -1
+
 
 _OFF = {name: getattr(NativeFrame, name).offset for name, _ in NativeFrame._fields_}
 assert ctypes.sizeof(NativeFrame) == 152
@@ -293,25 +299,33 @@ def native_addresses() -> dict[str, int] | None:
 
 def fill(nf: NativeFrame, call_data: bytes, code: bytes, sender: bytes, recipient: bytes,
          value: int) -> None:
-    """Set up a frame for one message (its buffers stay alive while the message does)."""
-    nf.call_data = call_data
-    nf.call_data_len = len(call_data)
-    nf.code = code
-    nf.code_len = len(code)
-    nf.return_data = b""
-    nf.return_data_len = 0
-    nf.end_kind = 0
-    # Byte copies: assigning bytes to a c_char array field stops at the first zero byte.
-    base = ctypes.addressof(nf)
-    if len(sender) != 20 or len(recipient) != 20:
-        raise BadMessageError("a message's sender and recipient are 20-byte addresses")
-    _memmove(base + _CALLER, sender, 20)
-    _memmove(base + _ADDRESS, recipient, 20)
-    if 0 <= value < U128_LIMIT:
-        _memmove(base + _VALUE, value.to_bytes(16, "little"), 16)
-        nf.value_ok = 1
-    else:
-        nf.value_ok = 0
+    """Set up a frame for one message. A pooled instance's frame often serves the same
+    code, addresses and value again: what is unchanged is not written (the frame holds
+    the objects it last pointed at, so an identity match cannot be a reused address)."""
+    if nf.last_call_data is not call_data:
+        nf.call_data = call_data  # the field keeps the bytes alive; no copy
+        nf.call_data_len = len(call_data)
+        nf.last_call_data = call_data
+    if nf.last_code is not code:
+        nf.code = code
+        nf.code_len = len(code)
+        nf.last_code = code
+    if nf.return_data_len:
+        nf.return_data_len = 0
+    if (sender is not nf.last_sender or recipient is not nf.last_recipient
+            or value != nf.last_value):
+        if len(sender) != 20 or len(recipient) != 20:
+            raise BadMessageError("a message's sender and recipient are 20-byte addresses")
+        # Byte copies: assigning bytes to a c_char array field stops at the first zero.
+        base = ctypes.addressof(nf)
+        _memmove(base + _CALLER, sender, 20)
+        _memmove(base + _ADDRESS, recipient, 20)
+        if 0 <= value < U128_LIMIT:
+            _memmove(base + _VALUE, value.to_bytes(16, "little"), 16)
+            nf.value_ok = 1
+        else:
+            nf.value_ok = 0
+        nf.last_sender, nf.last_recipient, nf.last_value = sender, recipient, value
 
 
 def result_of(nf: NativeFrame, memory, gas_left: int) -> Result:

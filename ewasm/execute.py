@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from evmc_bridge import CallKind, Flags, Host, Message, Result, Revision, StatusCode
 from evmc_bridge.forks import rules
+from evmc_bridge.types import INT64_MAX
 
 from . import eei, eei_native
 from .api import ENGINE_USE_GAS, CompiledModule, compile, validate
@@ -43,6 +44,7 @@ from .time_limit import _expired as _limits_expired
 from .time_limit import interrupted
 
 CVF = StatusCode.CONTRACT_VALIDATION_FAILURE
+_EWASM_REVISIONS = frozenset(r for r in Revision if rules(r).ewasm)
 _STATIC = int(Flags.STATIC)
 EVM1_MODES = ("reject", "fallback")
 # Enough Python frames for 1024 nested contract calls (each re-enters through ctypes,
@@ -63,6 +65,7 @@ POOL_PER_CONTRACT = 2
 class _Prepared:
     compiled: CompiledModule
     externs: tuple  # one extern per import, in order
+    main: int  # the function index of the export "main"
     pool: list = field(default_factory=list, compare=False)  # idle Instances, reset on reuse
 
     def acquire(self, gas: int) -> Instance:
@@ -136,7 +139,8 @@ def _prepare(code: bytes, debug: bool, tier: str) -> _Prepared | ContractValidat
             externs.append(NativeFunc(EEI_SIGNATURES[imp.name], natives[imp.name], imp.name))
         else:
             externs.append(eei.HOST_FUNCS[imp.module, imp.name])
-    return _Prepared(compiled, tuple(externs))
+    main = next(e.index for e in module.exports if e.name == "main" and e.kind == EXTERN_FUNC)
+    return _Prepared(compiled, tuple(externs), main)
 
 
 def _checked(code: bytes, debug: bool) -> Module:
@@ -164,11 +168,14 @@ def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
     "reject" (FAILURE) or "fallback" (REJECTED, so that the caller can run it on an EVM),
     as Hera's evm1mode option."""
     try:
-        if not rules(revision).ewasm:
+        if revision not in _EWASM_REVISIONS:
             return Result.make(StatusCode.INTERNAL_ERROR,
-                               message=f"revision {revision.name} predates Ewasm")
-        if message.gas < 0:
-            return Result.make(StatusCode.INTERNAL_ERROR, message="negative message gas")
+                               message=f"revision {getattr(revision, 'name', revision)} "
+                                       "predates Ewasm")
+        if not 0 <= message.gas <= INT64_MAX:  # EVMC's int64_t: a host bug, never wrapped
+            return Result.make(StatusCode.INTERNAL_ERROR,
+                               message=f"message gas {message.gas} is outside EVMC's int64 "
+                                       "range")
         if _limits_expired and interrupted():
             return Result.make(StatusCode.OUT_OF_GAS, message="the time limit was reached")
         if int(message.flags) & ~_STATIC:
@@ -216,7 +223,7 @@ def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
         eei_native.fill(native, frame.msg.input, code, message.sender, message.recipient,
                         message.value)
         try:
-            return _invoke_main(instance)
+            return _invoke_main(instance, prepared.main)
         finally:
             # Every exit: the instance is reset before its next use, whatever it left.
             frame.memory = frame.ctx = None
@@ -225,10 +232,10 @@ def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
         stack.pop()
 
 
-def _invoke_main(instance: Instance) -> Result:
+def _invoke_main(instance: Instance, main: int) -> Result:
     """Run main; its end (finish, revert, trap, out of gas) as the Result."""
     try:
-        instance.invoke("main")
+        instance.call_void(main)
     except NativeExit:
         return eei_native.result_of(instance.native_frame, instance.memory, instance.ctx.gas)
     except eei.Stop as stop:

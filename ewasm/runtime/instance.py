@@ -50,6 +50,7 @@ def signature_id(ft: FuncType) -> int:
 STATUS_EXIT = 3
 
 _exec = threading.local()
+_memmove = ctypes.memmove
 # An integer result's bit pattern in its slot (floats go through to_carrier).
 _RESULT_MASKS = {I32: 0xFFFFFFFF, I64: 0xFFFFFFFFFFFFFFFF}
 
@@ -198,6 +199,7 @@ class Instance:
         if code is None:
             code = compiled.load()
         self._code = code
+        self._void_vals = None  # call_void's value slot, made on first use
         self.ctx = abi.VMContext()
         ctx_addr = ctypes.addressof(self.ctx)
         self._func_types = m.all_func_types()
@@ -235,6 +237,9 @@ class Instance:
             ref.owner = Func(self, nimp + i)
 
         # --- own definitions ------------------------------------------------------------
+        self._data_plan: list[tuple[int, bytes]] | None = None  # see _initialise_segments
+        self._active_data: list[int] = []
+        self._owns_memory = bool(m.memories)
         if m.memories:
             self.memory = Memory(m.memories[0], max_pages=max_memory_pages)
         if m.tables:
@@ -323,7 +328,16 @@ class Instance:
         ctx.gas = gas_limit or 0
         ctx.budget = DEFAULT_STACK_BUDGET
         ctx.trap_code = ctx.trap_func = ctx.trap_offset = 0
-        self._initialise_segments(self.compiled.features.bulk_memory)
+        plan = self._data_plan
+        if plan is not None and not m.elems:
+            # Constant offsets that fitted once fit again: the memory is back at its
+            # initial size. The segments are copied as instantiation copied them.
+            for address, data in plan:
+                _memmove(address, data, len(data))
+            for k in self._active_data:
+                self._data_descs[k].len = 0
+        else:
+            self._initialise_segments(self.compiled.features.bulk_memory)
         if m.start is not None:
             self._call(m.start, ())
 
@@ -391,13 +405,21 @@ class Instance:
         for k, seg in enumerate(m.elems):
             if seg.mode != ELEM_ACTIVE and seg.mode != 1:  # declarative: dropped at once
                 self._elem_descs[k].len = 0
+        plan = []
         for k, seg in active_datas:
             off = self._const(seg.offset_expr) % (1 << 32)
             if off + len(seg.data) > self.memory.data_size:
                 raise Trap(TrapKind.MEMORY_OUT_OF_BOUNDS, "out of bounds memory access")
             if seg.data:
                 self.memory.write(off, seg.data)
+                plan.append((self.memory.desc.base + off, seg.data))
             self._data_descs[k].len = 0
+        # What reset() repeats, when nothing in it can differ the next time: offsets that
+        # are constants, into the instance's own memory.
+        if self._data_plan is None and self._owns_memory and all(
+                s.offset_expr[0][0] == I32_CONST for _, s in active_datas):
+            self._data_plan = plan
+            self._active_data = [k for k, _ in active_datas]
 
     def _export_object(self, kind: int, index: int) -> Any:
         if kind == EXTERN_FUNC:
@@ -461,6 +483,38 @@ class Instance:
         if status == abi.STATUS_OK:
             return [from_carrier(vals[i], t) for i, t in enumerate(ft.results)]
         return self._ended(status, exc)
+
+    def call_void(self, index: int) -> None:
+        """Call function `index`, of type [] -> [] (a contract's main), with nothing to box
+        or unbox: the per-message path of execute."""
+        ref = self._funcrefs[index]
+        if index < self._nimp or self._func_types[index].params or \
+                self._func_types[index].results:
+            self._call(index, ())
+            return
+        if not NATIVE_SWITCH:
+            self._call(index, ())
+            return
+        vals = self._void_vals
+        if vals is None:
+            vals = self._void_vals = (ctypes.c_uint64 * 1)()
+        ctx = self.ctx
+        try:
+            stack = _exec.budgets
+        except AttributeError:
+            stack = _budget_stack()
+        if stack:  # the compiled code that called the host continues with its budget
+            ctx.budget = ctypes.c_int64.from_address(stack[-1] + abi.CTX_BUDGET).value \
+                if stack[-1] else DEFAULT_STACK_BUDGET
+        else:
+            ctx.budget = DEFAULT_STACK_BUDGET
+        status = call_compiled(ref.entry, ref.wrapper, ref.vmctx, None, ctypes.addressof(vals))
+        if status:
+            exc = None
+            if status == abi.STATUS_HOST:
+                exc = getattr(_exec, "pending", None)
+                _exec.pending = None
+            self._ended(status, exc)
 
     def _ended(self, status: int, exc: BaseException | None) -> list[int]:
         """Raise what a non-OK status from compiled code stands for."""

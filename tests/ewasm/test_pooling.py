@@ -108,3 +108,39 @@ def test_the_table_is_reset_too(code):
     prepared.release(instance)
     r = run(code, 0)
     assert r.status == StatusCode.SUCCESS and r.output[220:224] == (11).to_bytes(4, "little")
+
+
+# No table: reset takes the planned path (constant-offset data segments copied again).
+DATA_ONLY = r"""
+(module
+  (import "ethereum" "callDataCopy" (func $cdc (param i32 i32 i32)))
+  (import "ethereum" "finish" (func $finish (param i32 i32)))
+  (memory 1)
+  (export "memory" (memory 0))
+  (data (i32.const 100) "seed")
+  (data (i32.const 4000) "more")
+  (func (export "main")
+    (call $cdc (i32.const 0) (i32.const 0) (i32.const 1))
+    (if (i32.load8_u (i32.const 0))
+      (then
+        (i32.store (i32.const 100) (i32.const 0x41414141))
+        (i32.store (i32.const 4000) (i32.const 0x42424242))
+        (i32.store (i32.const 2000) (i32.const 0x43434343))
+        (call $finish (i32.const 0) (i32.const 0))))
+    (call $finish (i32.const 100) (i32.const 3904))))
+"""
+
+
+def test_data_segments_are_copied_again_on_reuse(wat, monkeypatch, tmp_path):
+    monkeypatch.setenv("EWASM_CACHE_DIR", str(tmp_path))
+    code = wat(DATA_ONLY)
+    fresh = run(code, 0)
+    assert fresh.status == StatusCode.SUCCESS, fresh.message
+    assert fresh.output[:4] == b"seed" and fresh.output[3900:] == b"more"
+    assert fresh.output[4:3900] == bytes(3896)
+    (instance,) = prepare_contract(code).pool
+    assert instance._data_plan is not None  # the planned reset is what this test covers
+    assert run(code, 1).status == StatusCode.SUCCESS
+    again = run(code, 0)
+    assert again.output == fresh.output and again.gas_left == fresh.gas_left
+    assert prepare_contract(code).pool == [instance]

@@ -105,3 +105,4 @@ def test_other_threads_are_not_limited(wat):
 def test_a_limit_must_be_positive(seconds):
     with pytest.raises(ewasm.InvalidArgument), ewasm.time_limit(seconds):
         pass
+
