@@ -345,6 +345,14 @@ def self_destruct(f: Frame, a: int) -> None:
     raise Stop(StatusCode.SUCCESS)
 
 
+def _internal_error_ends_all(result: Result) -> None:
+    """A nested frame that the host or engine could not run (EVMC_INTERNAL_ERROR: out of
+    address space, a host bug) ends every frame above it the same way: the caller must
+    never see it as a plain failure and go on, or the outcome would depend on the machine."""
+    if result.status == StatusCode.INTERNAL_ERROR:
+        raise Abort(StatusCode.INTERNAL_ERROR, f"nested frame: {result.message}")
+
+
 def _status_code(result: Result) -> int:
     if result.status == StatusCode.SUCCESS:
         return 0
@@ -397,6 +405,7 @@ def _call(f: Frame, kind: str, gas: int, a: int, value_offset: int | None, d: in
     result = f.host.call(Message(kind=ckind, flags=Flags(flags), depth=msg.depth + 1, gas=gas,
                                  recipient=recipient, sender=sender, input=data, value=value,
                                  code_address=target))
+    _internal_error_ends_all(result)
     f.return_data = result.output
     f.ctx.gas += result.gas_left
     return _status_code(result)
@@ -434,6 +443,7 @@ def create(f: Frame, v: int, d: int, length: int, r: int) -> int:
     result = f.host.call(Message(kind=CallKind.CREATE, depth=msg.depth + 1, gas=gas,
                                  recipient=ZERO_ADDRESS, sender=msg.recipient, input=initcode,
                                  value=value))
+    _internal_error_ends_all(result)
     f.ctx.gas += result.gas_left
     if result.status == StatusCode.SUCCESS:
         f.store(r, result.create_address)

@@ -99,6 +99,13 @@ class ResourceLimitError(WasmError):
     """The module asks for more than the engine allows (memory pages, table size)."""
 
 
+class HostResourceError(ResourceLimitError):
+    """The host could not give what the engine's limits allow (address space, memory):
+    a property of this machine, never of the contract. An execution that meets it ends
+    as a whole with EVMC_INTERNAL_ERROR, never as one frame's FAILURE (which would make
+    the result depend on the machine)."""
+
+
 class TrapKind(enum.IntEnum):
     """Why execution stopped. The numbers are the codes compiled code writes."""
 

@@ -30,6 +30,7 @@ from .contract import (
 )
 from .errors import (
     CompileError,
+    HostResourceError,
     InvalidArgument,
     ResourceLimitError,
     Trap,
@@ -59,6 +60,14 @@ USE_NATIVE_EEI = os.environ.get("EWASM_NATIVE_EEI", "1") != "0"
 # Idle instances kept per prepared contract: one message's instance serves the next after
 # a reset (wasmtime's pooling allocator); nested calls of one contract take more.
 POOL_PER_CONTRACT = 2
+_IDLE_MEMORY_BYTES = 64 * 1024
+
+# Linear memory, in pages, that the frames of one execution may hold at once (a published
+# limit): each frame may grow only into what the frames below it leave, so a call chain
+# costs the host at most this much memory, whatever its depth. Frames nest strictly (a
+# caller cannot grow while its callee runs), so each frame's share is fixed when it starts
+# and the total never exceeds the budget; the same on every machine.
+MEMORY_BUDGET_PAGES = 4096  # 256 MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +75,7 @@ class _Prepared:
     compiled: CompiledModule
     externs: tuple  # one extern per import, in order
     main: int  # the function index of the export "main"
+    min_pages: int  # the initial size of its memory
     pool: list = field(default_factory=list, compare=False)  # idle Instances, reset on reuse
 
     def acquire(self, gas: int) -> Instance:
@@ -88,8 +98,16 @@ class _Prepared:
         return instance
 
     def release(self, instance: Instance) -> None:
+        """Back to the pool, or freed now: a frame's memory never waits for the garbage
+        collector (instances and their functions refer to each other), and an idle
+        instance keeps no more than a small memory's pages."""
+        memory = instance.memory
         if len(self.pool) < POOL_PER_CONTRACT:
+            if memory is not None and memory.desc.size > _IDLE_MEMORY_BYTES:
+                memory.reset()
             self.pool.append(instance)
+        elif memory is not None:
+            memory.free()
 
 
 _cache_lock = threading.Lock()
@@ -140,7 +158,8 @@ def _prepare(code: bytes, debug: bool, tier: str) -> _Prepared | ContractValidat
         else:
             externs.append(eei.HOST_FUNCS[imp.module, imp.name])
     main = next(e.index for e in module.exports if e.name == "main" and e.kind == EXTERN_FUNC)
-    return _Prepared(compiled, tuple(externs), main)
+    min_pages = module.memories[0].limits.min if module.memories else 0
+    return _Prepared(compiled, tuple(externs), main, min_pages)
 
 
 def _checked(code: bytes, debug: bool) -> Module:
@@ -211,12 +230,25 @@ def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
     stack = eei.frames()
     if len(stack) > 8 and sys.getrecursionlimit() < _RECURSION_FOR_NESTING:
         sys.setrecursionlimit(_RECURSION_FOR_NESTING)
+    used = 0
+    for f in stack:
+        if f.memory is not None:
+            used += f.memory.desc.size
+    share = MEMORY_BUDGET_PAGES - (used >> 16)
     stack.append(frame)
     try:
+        if prepared.min_pages > share:
+            return Result.make(StatusCode.FAILURE, message=(
+                f"memory of {prepared.min_pages} pages exceeds the {share} pages left of the "
+                f"execution's budget of {MEMORY_BUDGET_PAGES}"))
         try:
             instance = prepared.acquire(message.gas)
+        except HostResourceError as exc:  # this machine's limit: never a contract result
+            return Result.make(StatusCode.INTERNAL_ERROR, message=str(exc))
         except ResourceLimitError as exc:
             return Result.make(StatusCode.FAILURE, message=str(exc))
+        if instance.memory is not None:
+            instance.memory.limit(share)
         frame.memory = instance.memory
         frame.ctx = instance.ctx
         native = frame.native = instance.native_frame

@@ -13,6 +13,13 @@ class InvalidTransaction(StateError):
     The chain raises this one class too; its message is geth's, which clients know."""
 
 
+class ExecutionFailed(StateError):
+    """The engine could not run the transaction on this machine (EVMC_INTERNAL_ERROR: out
+    of address space or memory, a host bug). Not a result a block may record, since
+    another machine would record something else: the transaction is not applied, and
+    the state is as before it."""
+
+
 class InvalidStateValue(StateError, ValueError):
     """A value the state cannot hold: an address not 20 bytes, a balance or nonce out of
     range, a snapshot that is not live. (Also a ValueError: it is a bad argument.)"""

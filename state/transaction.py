@@ -18,7 +18,7 @@ from evmc_bridge.forks import rules
 from gasmeter import MeteringPolicy
 
 from .backend import Log, StateBackend
-from .errors import EngineOptionError, InvalidTransaction
+from .errors import EngineOptionError, ExecutionFailed, InvalidTransaction
 from .host import StateHost, create_address
 
 
@@ -118,6 +118,7 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
     engine_opts = engine_options(options or {})
     if engine_opts.pop("metering", False) and loader is None:
         loader = MeteringPolicy()
+    snapshot = backend.snapshot()  # undone if the engine cannot run it (ExecutionFailed)
     backend.touch(env.coinbase)  # testeth/aleth: the coinbase is touched before the tx
     backend.add_balance(tx.sender, -tx.gas_limit * tx.gas_price)
     backend.set_nonce(tx.sender, tx.nonce + 1)
@@ -140,6 +141,9 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
         msg = Message(kind=CallKind.CALL, gas=gas, sender=tx.sender, recipient=tx.to,
                       code_address=tx.to, input=tx.data, value=tx.value)
         result = host.message_call(msg)
+    if result.status == StatusCode.INTERNAL_ERROR:
+        backend.revert(snapshot)
+        raise ExecutionFailed(f"the engine could not run the transaction: {result.message}")
     gas_left = result.gas_left
     gas_used = tx.gas_limit - gas_left
     fork = host.rules
@@ -155,6 +159,7 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
         for address in sorted(backend.touched()):
             if backend.exists(address) and backend.is_empty(address):
                 backend.delete_account(address)
+    backend.commit(snapshot)
     ok = result.status == StatusCode.SUCCESS
     return TxOutcome(valid=True, error=result.message, status=result.status,
                      gas_used=gas_used - refund, logs=list(host.logs) if ok else [],

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..compiler import abi
-from ..errors import ResourceLimitError
+from ..errors import HostResourceError, ResourceLimitError
 from ..types import MAX_PAGES, PAGE_SIZE, FuncType, GlobalType, Limits, MemoryType, TableType
 from . import vmem
 from .values import from_carrier, to_carrier
@@ -42,8 +42,8 @@ class Memory:
         try:
             base = vmem.reserve(reserve)  # away from the JIT's sections (see vmem)
         except OSError as exc:
-            raise ResourceLimitError(f"cannot reserve {reserve} bytes of memory: {exc}") from None
-        weakref.finalize(self, vmem.release, base, reserve)
+            raise HostResourceError(f"cannot reserve {reserve} bytes of memory: {exc}") from None
+        self._release = weakref.finalize(self, vmem.release, base, reserve)
         # Slicing a c_char array reads bytes and assigns bytes, as an mmap would.
         self._mm = (ctypes.c_char * reserve).from_address(base)
         self.desc = abi.MemoryDesc(base, type.limits.min * PAGE_SIZE, self.limit_pages)
@@ -67,11 +67,26 @@ class Memory:
         else:
             vmem.discard(self.desc.base, used)
         self.desc.size = self.type.limits.min * PAGE_SIZE
+        self.desc.max_pages = self.limit_pages
+
+    def limit(self, pages: int) -> None:
+        """Refuse growth past `pages` (at most the reserved size) until the next reset:
+        a share of a budget that several memories draw on."""
+        self.desc.max_pages = max(0, min(pages, self.limit_pages))
+
+    def free(self) -> None:
+        """Give the memory back to the system now, not when the garbage collector finds
+        it. For an owner that knows nothing will touch it again; any later access is out
+        of bounds (size 0), never a use of unmapped memory."""
+        self.desc.size = self.desc.max_pages = 0
+        self.desc.base = None
+        self._mm = (ctypes.c_char * 0)()
+        self._release()
 
     def grow(self, delta: int) -> int:
         """Grow by delta pages; the old size in pages, or -1 when refused."""
         old = self.size
-        if delta < 0 or old + delta > self.limit_pages:
+        if delta < 0 or old + delta > self.desc.max_pages:
             return -1
         self.desc.size = (old + delta) * PAGE_SIZE
         return old

@@ -85,9 +85,16 @@ class FuncRef:
         return self._entry
 
 
+_thunk_lock = threading.Lock()
+
+
 def _host_funcref(hf: HostFunc) -> FuncRef:
     if hf._trampoline is None:
-        hf._trampoline = _make_trampoline(hf)
+        # Exactly one thunk per function: an instance's import table holds its address,
+        # and a second one built by a racing thread would free the first under it.
+        with _thunk_lock:
+            if hf._trampoline is None:
+                hf._trampoline = _make_trampoline(hf)
     addr = ctypes.cast(hf._trampoline, ctypes.c_void_p).value
     return FuncRef(0, addr, ctypes.addressof(hf._vmctx), signature_id(hf.type), hf)
 

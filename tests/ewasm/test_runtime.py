@@ -238,3 +238,22 @@ def test_concurrent_calls_from_threads(wat):
     assert not errors
     expected = {15: 610, 20: 6765, 22: 17711}
     assert len(results) == 60 and all(v == expected[n] for n, v in results)
+
+
+def test_a_host_function_gets_exactly_one_thunk_across_threads():
+    from ewasm.runtime import instance as instance_module
+
+    hf = ewasm.HostFunc(FuncType((), ()), lambda: None)
+    barrier = threading.Barrier(8)
+    refs = []
+
+    def take():
+        barrier.wait()
+        refs.append(instance_module._host_funcref(hf))
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({r.wrapper for r in refs}) == 1

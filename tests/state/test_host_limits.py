@@ -1,0 +1,151 @@
+"""The host's limits never decide a contract's result (issue 19, points 3-4).
+
+* The linear memory of one execution's frames is bounded by a published, deterministic
+  budget (ewasm.execute.MEMORY_BUDGET_PAGES): each frame may grow only into what the
+  frames below it leave, the same on every machine.
+* A frame's memory is given back when the frame returns, not when the garbage collector
+  gets to it.
+* When the host runs out (address space, memory), the whole execution ends with
+  EVMC_INTERNAL_ERROR and the transaction is not applied (state.errors.ExecutionFailed):
+  never a FAILURE of one frame that its caller would see and go on from.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
+from ewasm.runtime import vmem
+from state.backend import Account
+from state.errors import ExecutionFailed
+from state.host import StateHost
+from state.memory import MemoryBackend
+from state.root import state_root
+from state.transaction import BlockEnv, Transaction, apply_transaction
+
+execute_module = importlib.import_module("ewasm.execute")
+
+SELF = b"\x5e" * 20
+SENDER = bytes.fromhex("a94f5374fce5edbc8e2a8697c15331677e6ebf0b")
+GROW = 10  # pages each frame tries to add
+
+# Frame at depth d (call data byte 0): grows its memory by GROW pages once, then calls
+# itself at d + 1 (up to MAX_DEPTH); finishes [its size in pages][the call's status]
+# [the callee's output], so the test reads every frame's size and how the chain ended.
+SELF_CALLER = f"""
+(module
+  (import "ethereum" "getCallDataSize" (func $cds (result i32)))
+  (import "ethereum" "callDataCopy" (func $cdc (param i32 i32 i32)))
+  (import "ethereum" "getAddress" (func $addr (param i32)))
+  (import "ethereum" "call" (func $call (param i64 i32 i32 i32 i32) (result i32)))
+  (import "ethereum" "getReturnDataSize" (func $rds (result i32)))
+  (import "ethereum" "returnDataCopy" (func $rdc (param i32 i32 i32)))
+  (import "ethereum" "finish" (func $finish (param i32 i32)))
+  (memory 1)
+  (export "memory" (memory 0))
+  (func (export "main") (local $depth i32) (local $n i32)
+    (if (call $cds) (then (call $cdc (i32.const 0) (i32.const 0) (i32.const 1))))
+    (local.set $depth (i32.load8_u (i32.const 0)))
+    (drop (memory.grow (i32.const {GROW})))
+    (i32.store (i32.const 100) (memory.size))
+    (if (i32.ge_u (local.get $depth) (i32.const 40))
+      (then (call $finish (i32.const 100) (i32.const 4))))
+    (i32.store8 (i32.const 0) (i32.add (local.get $depth) (i32.const 1)))
+    (call $addr (i32.const 20))
+    (i32.store (i32.const 104)
+      (call $call (i64.const 0x7fffffffffffffff) (i32.const 20) (i32.const 40)
+                  (i32.const 0) (i32.const 1)))
+    (local.set $n (call $rds))
+    (call $rdc (i32.const 108) (i32.const 0) (local.get $n))
+    (call $finish (i32.const 100) (i32.add (i32.const 8) (local.get $n)))))
+"""
+
+
+def _frames(output: bytes) -> list[tuple[int, int]]:
+    """(size in pages, status of its call) per frame, outermost first."""
+    out = []
+    while len(output) >= 8:
+        out.append((int.from_bytes(output[:4], "little"), int.from_bytes(output[4:8], "little")))
+        output = output[8:]
+    if len(output) == 4:
+        out.append((int.from_bytes(output, "little"), -1))
+    return out
+
+
+def _expected(budget: int) -> list[tuple[int, int]]:
+    """The model: a frame's share is what the frames below it leave; it starts if its
+    one page fits, and its growth succeeds if the GROW pages fit too."""
+    sizes, used = [], 0
+    while budget - used >= 1:
+        size = 1 + GROW if budget - used >= 1 + GROW else 1
+        sizes.append(size)
+        used += size
+    # every frame's call succeeded except the last one's, whose callee had no page left
+    return [(s, 0) for s in sizes[:-1]] + [(sizes[-1], 1)]
+
+
+def _call(code: bytes) -> tuple[StatusCode, bytes]:
+    backend = MemoryBackend.from_accounts({SELF: Account(code=code)})
+    host = StateHost(backend, TxContext(), Revision.BYZANTIUM)
+    msg = Message(kind=CallKind.CALL, gas=10**12, recipient=SELF, code_address=SELF,
+                  sender=SENDER)
+    result = host.message_call(msg)
+    return result.status, result.output
+
+
+@pytest.mark.parametrize("budget", [40, 64, 95])
+def test_frames_share_one_memory_budget(wat, monkeypatch, budget):
+    monkeypatch.setattr(execute_module, "MEMORY_BUDGET_PAGES", budget)
+    status, output = _call(wat(SELF_CALLER))
+    assert status == StatusCode.SUCCESS
+    frames = _frames(output)
+    assert frames == _expected(budget)
+    assert sum(size for size, _ in frames) <= budget
+
+
+def test_the_default_budget_holds_the_default_frames(wat):
+    # 40 frames of 11 pages (440) fit in the published 4096: the chain runs to its end.
+    status, output = _call(wat(SELF_CALLER))
+    assert status == StatusCode.SUCCESS
+    frames = _frames(output)
+    assert len(frames) == 41 and all(size == 1 + GROW for size, _ in frames)
+
+
+def test_memories_of_frames_beyond_the_pool_are_freed_on_return(wat):
+    prepared = execute_module.prepare_contract(wat(SELF_CALLER))
+    prepared.pool.clear()
+    held = [prepared.acquire(1000) for _ in range(execute_module.POOL_PER_CONTRACT + 3)]
+    for instance in held:
+        prepared.release(instance)
+    alive = [i.memory._release.alive for i in held]
+    assert alive.count(True) == execute_module.POOL_PER_CONTRACT
+    assert all(i.memory.desc.size == 0 for i, a in zip(held, alive, strict=True) if not a)
+
+
+def test_running_out_of_address_space_fails_the_whole_transaction(wat, monkeypatch):
+    code = wat(SELF_CALLER)
+    backend = MemoryBackend.from_accounts({SELF: Account(code=code),
+                                           SENDER: Account(balance=10**18)})
+    before = state_root(backend)
+    execute_module._cache.clear()
+    real, calls = vmem.reserve, []
+
+    def reserve(size):  # the fifth memory cannot be had: a machine limit, at depth 4
+        if size >= 65536:
+            calls.append(size)
+            if len(calls) == 5:
+                raise OSError(12, "Cannot allocate memory")
+        return real(size)
+
+    monkeypatch.setattr(vmem, "reserve", reserve)
+    tx = Transaction(sender=SENDER, to=SELF, nonce=0, gas_limit=10**7, gas_price=1,
+                     value=0, data=b"")
+    env = BlockEnv(coinbase=b"\xc0" * 20, number=1, timestamp=1000, gas_limit=10**7,
+                   difficulty=0x20000)
+    with pytest.raises(ExecutionFailed, match="cannot reserve"):
+        apply_transaction(backend, env, tx)
+    assert state_root(backend) == before  # nothing applied: no nonce, no fee
+    assert len(calls) == 5
+    execute_module._cache.clear()
