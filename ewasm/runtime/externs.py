@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import os
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,7 @@ class Memory:
         # Slicing a c_char array reads bytes and assigns bytes, as an mmap would.
         self._mm = (ctypes.c_char * reserve).from_address(base)
         self.desc = abi.MemoryDesc(base, type.limits.min * PAGE_SIZE, self.limit_pages)
+        self._image: MemoryImage | None = None  # mapped at the start, see reset_to_image
 
     @property
     def size(self) -> int:
@@ -62,10 +64,28 @@ class Memory:
         run). Small memories are cleared in place; a large one gives its pages back to
         the kernel, which maps zero pages on the next touch."""
         used = self.desc.size
+        if self._image is not None:  # its pages would come back from the file, not zero
+            vmem.map_zero(self.desc.base, self._image.size)
+            self._image = None
         if used <= _CLEAR_IN_PLACE:
             ctypes.memset(self.desc.base, 0, used)
         else:
             vmem.discard(self.desc.base, used)
+        self.desc.size = self.type.limits.min * PAGE_SIZE
+        self.desc.max_pages = self.limit_pages
+
+    def reset_to_image(self, image: MemoryImage) -> None:
+        """As reset(), then the image's bytes at the start, mapped copy-on-write: the
+        cost does not grow with the image (wasmtime's memory-init-cow)."""
+        used = self.desc.size
+        span = image.size
+        if used > span:  # what lies past the image is cleared as reset() would
+            if used - span <= _CLEAR_IN_PLACE:
+                ctypes.memset(self.desc.base + span, 0, used - span)
+            else:
+                vmem.discard(self.desc.base + span, used - span)
+        vmem.map_private(self.desc.base, span, image.fd)
+        self._image = image
         self.desc.size = self.type.limits.min * PAGE_SIZE
         self.desc.max_pages = self.limit_pages
 
@@ -110,6 +130,19 @@ class Memory:
         return MemoryType(Limits(self.size, self.type.limits.max))
 
 
+class MemoryImage:
+    """A memory's initial bytes (its data segments) as a sealed in-memory file, mapped
+    copy-on-write by every instance: only pages that hold data take memory, once."""
+
+    def __init__(self, writes: list[tuple[int, bytes]], size: int) -> None:
+        self.size = size  # page-aligned; covers every write
+        self.fd = os.memfd_create("ewasm-memory-image", getattr(os, "MFD_CLOEXEC", 1))
+        weakref.finalize(self, os.close, self.fd)
+        os.ftruncate(self.fd, size)
+        for offset, data in writes:  # in segment order: a later one overwrites
+            os.pwrite(self.fd, data, offset)
+
+
 class Table:
     """A funcref table: an array of 32-byte elements (see abi.TableElem)."""
 
@@ -120,8 +153,8 @@ class Table:
             raise ResourceLimitError(f"table of {n} elements exceeds the engine limit")
         self._elems = (abi.TableElem * max(n, 1))()
         self.desc = abi.TableDesc(ctypes.addressof(self._elems), n, n)
-        # Python-side owners of each element, kept alive while referenced by the table.
-        self._owners: list[Any] = [None] * n
+        # The instances whose functions entries may name (each keeps its own alive).
+        self._instances: list[Any] = []
 
     @property
     def size(self) -> int:
@@ -131,7 +164,6 @@ class Table:
         """Every element null again, at the initial size (an instance reused)."""
         ctypes.memset(self.desc.elems, 0, self.desc.max * abi.ELEM_SIZE)
         self.desc.size = self.type.limits.min
-        self._owners[:] = [None] * self.type.limits.min
 
     def current_type(self) -> TableType:
         return TableType(self.type.elem_type, Limits(self.size, self.type.limits.max))
@@ -141,7 +173,15 @@ class Table:
             from ..errors import Trap, TrapKind
 
             raise Trap(TrapKind.TABLE_OUT_OF_BOUNDS)
-        return self._owners[index]
+        # The native entry is the truth (compiled code's table.set/init/copy write it).
+        elem = abi.TableElem.from_address(self.desc.elems + index * abi.ELEM_SIZE)
+        if not elem.sig:
+            return None
+        for instance in self._instances:
+            owner = instance.owner_of(elem.wrapper or 0, elem.vmctx or 0)
+            if owner is not None:
+                return owner
+        return None
 
 
 class Global:
@@ -150,7 +190,18 @@ class Global:
     def __init__(self, type: GlobalType, value: int = 0) -> None:
         self.type = type
         self._cell = ctypes.c_uint64(0)
+        self._owner = None
         self.value = value
+
+    @classmethod
+    def view(cls, type: GlobalType, address: int, owner: Any) -> Global:
+        """A Global over a cell that `owner` holds (an instance's own globals live in one
+        array; their Global objects are made only when asked for)."""
+        g = cls.__new__(cls)
+        g.type = type
+        g._cell = ctypes.c_uint64.from_address(address)
+        g._owner = owner  # keeps the cell's memory alive
+        return g
 
     @property
     def address(self) -> int:

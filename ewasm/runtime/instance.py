@@ -5,7 +5,9 @@ context; calls into compiled code and turns status returns into Python results o
 from __future__ import annotations
 
 import ctypes
+import mmap
 import threading
+from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +23,18 @@ from ..module import (
     Instr,
 )
 from ..opcodes import GLOBAL_GET, I32_CONST, I64_CONST, REF_FUNC, REF_NULL
-from ..types import I32, I64, FuncType
-from .externs import DEFAULT_MAX_MEMORY_PAGES, Global, HostFunc, Memory, NativeFunc, Table
+from ..types import I32, I64, PAGE_SIZE, FuncType
+from .externs import (
+    DEFAULT_MAX_MEMORY_PAGES,
+    Global,
+    HostFunc,
+    Memory,
+    MemoryImage,
+    NativeFunc,
+    Table,
+)
 from .stack import NATIVE_SWITCH, call_compiled, run_on_big_stack
+from .template import FastInit, template_of
 from .values import from_carrier, to_carrier
 
 if TYPE_CHECKING:
@@ -51,6 +62,10 @@ STATUS_EXIT = 3
 
 _exec = threading.local()
 _memmove = ctypes.memmove
+# Past this many data segments (or bytes), instances map their initial memory from an
+# image instead of copying each segment.
+_IMAGE_SEGMENTS = 8
+_IMAGE_BYTES = 16 * 1024
 # An integer result's bit pattern in its slot (floats go through to_carrier).
 _RESULT_MASKS = {I32: 0xFFFFFFFF, I64: 0xFFFFFFFFFFFFFFFF}
 
@@ -178,7 +193,7 @@ class Func:
 
 def funcref_of(ext: Any) -> FuncRef:
     if isinstance(ext, Func):
-        return ext.instance._funcrefs[ext.index]
+        return ext.instance._funcref(ext.index)
     if isinstance(ext, HostFunc):
         return _host_funcref(ext)
     raise TypeError(f"not a function: {ext!r}")
@@ -208,16 +223,19 @@ class Instance:
         self._code = code
         self._void_vals = None  # call_void's value slot, made on first use
         self.ctx = abi.VMContext()
-        ctx_addr = ctypes.addressof(self.ctx)
-        self._func_types = m.all_func_types()
+        self._ctx_addr = ctypes.addressof(self.ctx)
+        t = self._template = template_of(m, code)
+        self._func_types = t.func_types
 
         # --- imports ------------------------------------------------------------------
-        self._funcrefs: list[FuncRef] = []
+        nimp = self._nimp = t.nimp
+        # Defined functions' FuncRefs (and their Funcs) are made when first asked for.
+        self._funcrefs: list[FuncRef | None] = [None] * len(t.func_types)
         self.memory: Memory | None = None
         self.table: Table | None = None
-        self._globals: list[Global] = []
-        nimp = m.num_imported_funcs
+        imported_globals: list[Global] = []
         self._import_entries = (abi.ImportEntry * max(nimp, 1))()
+        k = 0
         for imp, ext in zip(m.imports, externs, strict=True):
             if imp.kind == EXTERN_FUNC:
                 if isinstance(ext, NativeFunc):
@@ -227,25 +245,18 @@ class Instance:
                     ref = FuncRef(0, ext.address, native_ctx, signature_id(ext.type), ext)
                 else:
                     ref = funcref_of(ext)
-                entry = self._import_entries[len(self._funcrefs)]
+                entry = self._import_entries[k]
                 entry.fn, entry.vmctx = ref.wrapper, ref.vmctx
-                self._funcrefs.append(ref)
+                self._funcrefs[k] = ref
+                k += 1
             elif imp.kind == EXTERN_MEMORY:
                 self.memory = ext
             elif imp.kind == EXTERN_TABLE:
                 self.table = ext
             elif imp.kind == EXTERN_GLOBAL:
-                self._globals.append(ext)
-        self._nimp = nimp
-        for i, t in enumerate(m.func_types):
-            sig = signature_id(m.types[t])
-            ref = FuncRef(code.internal(i), code.wrapper(i), ctx_addr, sig, None)
-            self._funcrefs.append(ref)
-            ref.owner = Func(self, nimp + i)
+                imported_globals.append(ext)
 
         # --- own definitions ------------------------------------------------------------
-        self._data_plan: list[tuple[int, bytes]] | None = None  # see _initialise_segments
-        self._active_data: list[int] = []
         self._owns_memory = bool(m.memories)
         if m.memories:
             self.memory = Memory(m.memories[0], max_pages=max_memory_pages)
@@ -254,33 +265,32 @@ class Instance:
         if self.table is not None:
             # Table elements point into this instance's code and context.
             self.table_keepalive(self.table)
-        for g in m.globals:
-            self._globals.append(Global(g.type, self._const(g.init)))
-        self._global_ptrs = (ctypes.c_void_p * max(len(self._globals), 1))(
-            *[g.address for g in self._globals]
-        )
-        self._sig_ids = (ctypes.c_int64 * max(len(m.types), 1))(
-            *[signature_id(t) for t in m.types]
-        )
-        self._elem_arrays: list[Any] = []
-        self._elem_owners: list[list[Any]] = []
+        # Globals: imported ones are their own cells; the module's own live in one array,
+        # with a Global object made only when one is asked for.
+        self._imported_globals = imported_globals
+        n_own = len(t.global_types)
+        self._global_cells = (ctypes.c_uint64 * max(n_own, 1))()
+        self._global_views: dict[int, Global] = {}
+        self._init_globals()
+        cells = ctypes.addressof(self._global_cells)
+        ptrs = array("Q", [g.address for g in imported_globals])
+        ptrs.extend(range(cells, cells + 8 * n_own, 8))
+        if not ptrs:
+            ptrs.append(0)
+        self._global_ptrs = (ctypes.c_void_p * len(ptrs)).from_buffer(ptrs)
+        self._sig_ids = (ctypes.c_int64 * max(len(m.types), 1)).from_buffer_copy(t.sig_ids)
+        fast = t.fast_init
+        self._table_words: array | None = None  # this instance's initial table (FastInit)
         self._elem_descs = (abi.SegDesc * max(len(m.elems), 1))()
-        for k, seg in enumerate(m.elems):
-            arr = (abi.TableElem * max(len(seg.items), 1))()
-            owners = []
-            for j, expr in enumerate(seg.items):
-                ref = self._const_ref(expr)
-                owners.append(ref)
-                if ref is not None:
-                    arr[j] = abi.TableElem(ref.internal, ref.wrapper, ref.vmctx, ref.sig)
-            self._elem_arrays.append(arr)
-            self._elem_owners.append(owners)
-            self._elem_descs[k] = abi.SegDesc(ctypes.addressof(arr), len(seg.items))
-        self._data_bufs = [ctypes.create_string_buffer(seg.data, max(len(seg.data), 1))
-                           for seg in m.datas]
-        self._data_descs = (abi.SegDesc * max(len(m.datas), 1))()
-        for k, (seg, buf) in enumerate(zip(m.datas, self._data_bufs, strict=True)):
-            self._data_descs[k] = abi.SegDesc(ctypes.addressof(buf), len(seg.data))
+        if fast is None:
+            self._elem_arrays: list[Any] = [self._elem_array(k) for k in range(len(m.elems))]
+            for k, arr in enumerate(self._elem_arrays):
+                self._elem_descs[k] = abi.SegDesc(ctypes.addressof(arr), t.elems[k].count)
+            self._data_descs = (abi.SegDesc * max(len(m.datas), 1)).from_buffer_copy(
+                t.data_descs)
+        else:  # without bulk memory nothing reads a segment after instantiation
+            self._elem_arrays = []
+            self._data_descs = (abi.SegDesc * max(len(m.datas), 1))()
 
         ctx = self.ctx
         ctx.memory = ctypes.addressof(self.memory.desc) if self.memory else None
@@ -297,8 +307,13 @@ class Instance:
         for exp in m.exports:
             self.exports[exp.name] = self._export_object(exp.kind, exp.index)
 
-        self._own_globals = m.globals
-        self._initialise_segments(compiled.features.bulk_memory)
+        if fast is not None:
+            self._apply_fast_init(fast, image_applied=False)
+        else:
+            self._initialise_segments(compiled.features.bulk_memory)
+            if not t.fast_checked:
+                t.fast_checked = True
+                t.fast_init = self._make_fast_init()
         if m.start is not None:
             self._call(m.start, ())
 
@@ -321,32 +336,89 @@ class Instance:
         resettable() instance that no frame is running."""
         m = self.compiled.module
         self.gas_limit = gas_limit
-        if self.memory is not None:
+        fast = self._template.fast_init
+        image = fast.image if fast is not None and self._owns_memory else None
+        if image is not None:
+            self.memory.reset_to_image(image)
+        elif self.memory is not None:
             self.memory.reset()
-        if self.table is not None:
-            self.table.reset()
-        for g, gdef in zip(self._globals, self._own_globals, strict=True):
-            g.value = self._const(gdef.init)
-        for k, seg in enumerate(m.elems):
-            self._elem_descs[k].len = len(seg.items)
-        for k, seg in enumerate(m.datas):
-            self._data_descs[k].len = len(seg.data)
+        self._init_globals()
         ctx = self.ctx
         ctx.gas = gas_limit or 0
         ctx.budget = DEFAULT_STACK_BUDGET
         ctx.trap_code = ctx.trap_func = ctx.trap_offset = 0
-        plan = self._data_plan
-        if plan is not None and not m.elems:
-            # Constant offsets that fitted once fit again: the memory is back at its
-            # initial size. The segments are copied as instantiation copied them.
-            for address, data in plan:
-                _memmove(address, data, len(data))
-            for k in self._active_data:
-                self._data_descs[k].len = 0
+        if fast is not None:
+            # The whole table is rewritten (its size cannot change without bulk memory's
+            # table.grow) and the descriptors stay dropped: nothing wrote them.
+            self._apply_fast_init(fast, image_applied=True)
         else:
+            if self.table is not None:
+                self.table.reset()
+            for k, seg in enumerate(m.elems):
+                self._elem_descs[k].len = len(seg.items)
+            for k, seg in enumerate(m.datas):
+                self._data_descs[k].len = len(seg.data)
             self._initialise_segments(self.compiled.features.bulk_memory)
         if m.start is not None:
             self._call(m.start, ())
+
+    def _make_fast_init(self) -> FastInit | None:
+        """The FastInit of this module, when it has one (called on the first instance,
+        once its segments applied without error, so they all fit)."""
+        m = self.compiled.module
+        t = self._template
+        if self.compiled.features.bulk_memory:
+            return None
+        if m.elems and not m.tables or m.datas and not m.memories:
+            return None  # an imported table or memory: shared, not the instance's to write
+        if any(s.offset_expr[0][0] != I32_CONST for s in [*m.elems, *m.datas]):
+            return None
+        words, own, imports = None, False, []
+        if m.tables:
+            size = m.tables[0].limits.min
+            words = array("Q", bytes(32 * size))
+            for k, seg in enumerate(m.elems):
+                image = t.elems[k]
+                if image.words is None:
+                    return None
+                off = seg.offset_expr[0][1] % (1 << 32)
+                words[4 * off:4 * (off + image.count)] = image.words
+                own = own or image.own
+                # A later segment may overwrite an import's entry: keep the last writer.
+                imports = [(j, imm) for j, imm in imports if not off <= j < off + image.count]
+                imports.extend((off + j, imm) for j, imm in image.imports)
+        writes = [(seg.offset_expr[0][1] % (1 << 32), seg.data) for seg in m.datas if seg.data]
+        image = None
+        if len(writes) > _IMAGE_SEGMENTS or sum(len(d) for _, d in writes) > _IMAGE_BYTES:
+            # Many segments: later instances map them in one call instead of copying each.
+            end = max(off + len(d) for off, d in writes)
+            span = -(-end // mmap.PAGESIZE) * mmap.PAGESIZE
+            if span <= m.memories[0].limits.min * PAGE_SIZE:
+                image = MemoryImage(writes, span)
+        return FastInit(words, own, tuple(imports), writes, image)
+
+    def _apply_fast_init(self, fast: FastInit, image_applied: bool) -> None:
+        if fast.table_words is not None:
+            words = self._table_words
+            if words is None:
+                words = array("Q", fast.table_words)
+                if fast.table_own:
+                    # Every entry's context, nulls' and imports' too: a null's is never
+                    # read (its signature 0 traps first) and imports' are set next.
+                    words[2::4] = array("Q", [self._ctx_addr]) * (len(words) // 4)
+                for j, imm in fast.table_imports:
+                    ref = self._funcrefs[imm]
+                    words[4 * j:4 * j + 4] = array(
+                        "Q", [ref.internal, ref.wrapper, ref.vmctx, ref.sig])
+                self._table_words = words
+            _memmove(self.table.desc.elems, words.buffer_info()[0], 8 * len(words))
+        if fast.image is not None:
+            if not image_applied:
+                self.memory.reset_to_image(fast.image)
+        elif fast.writes:
+            base = self.memory.desc.base
+            for off, data in fast.writes:
+                _memmove(base + off, data, len(data))
 
     @property
     def gas_left(self) -> int | None:
@@ -357,11 +429,86 @@ class Instance:
     def gas_used(self) -> int | None:
         return None if self.gas_limit is None else self.gas_limit - self.ctx.gas
 
+    # --- what the template leaves to each instance ------------------------------------
+    def _funcref(self, index: int) -> FuncRef:
+        """The FuncRef of function `index` (a defined one's is made on first use)."""
+        ref = self._funcrefs[index]
+        if ref is None:
+            i = index - self._nimp
+            code = self._code
+            ref = FuncRef(code.internal(i), code.wrapper(i), self._ctx_addr,
+                          self._template.func_sigs[i], None)
+            ref.owner = Func(self, index)
+            self._funcrefs[index] = ref
+        return ref
+
+    def _global(self, index: int) -> Global:
+        n = len(self._imported_globals)
+        if index < n:
+            return self._imported_globals[index]
+        g = self._global_views.get(index)
+        if g is None:
+            own = index - n
+            g = self._global_views[index] = Global.view(
+                self._template.global_types[own],
+                ctypes.addressof(self._global_cells) + 8 * own, self)
+        return g
+
+    def _init_globals(self) -> None:
+        """The module's own globals at their initial values."""
+        t = self._template
+        if t.global_image is not None:
+            _memmove(self._global_cells, t.global_image, len(t.global_image))
+            return
+        n = len(self._imported_globals)
+        for own, gdef in enumerate(self.compiled.module.globals):
+            self._global(n + own).value = self._const(gdef.init)
+
+    def _elem_array(self, k: int) -> Any:
+        """Element segment k's entries for this instance: the template's image with this
+        instance's context in its own functions' entries."""
+        image = self._template.elems[k]
+        n = image.count
+        if image.words is None:  # not plain ref.func / ref.null: one by one
+            arr = (abi.TableElem * max(n, 1))()
+            for j, expr in enumerate(self.compiled.module.elems[k].items):
+                ref = self._const_ref(expr)
+                if ref is not None:
+                    arr[j] = abi.TableElem(ref.internal, ref.wrapper, ref.vmctx, ref.sig)
+            return arr
+        if n == 0:
+            return (abi.TableElem * 1)()
+        words = array("Q", image.words)
+        if image.own:
+            # Every entry's context, nulls' and imports' included: a null's is never read
+            # (its signature 0 traps first) and imports' are set next.
+            words[2::4] = array("Q", [self._ctx_addr]) * n
+        for j, imm in image.imports:
+            ref = self._funcrefs[imm]
+            words[4 * j:4 * j + 4] = array("Q", [ref.internal, ref.wrapper, ref.vmctx, ref.sig])
+        return (abi.TableElem * n).from_buffer(words)
+
+    def owner_of(self, wrapper: int, vmctx: int) -> Any:
+        """The function (Func or host function) a table entry with this wrapper and
+        context stands for, if it is one of this instance's; else None."""
+        if vmctx == self._ctx_addr:
+            index = self._wrapper_index().get(wrapper)
+            return None if index is None else self._funcref(index).owner
+        for ref in self._funcrefs[:self._nimp]:
+            if ref.wrapper == wrapper and ref.vmctx == vmctx:
+                return ref.owner
+        return None
+
+    def _wrapper_index(self) -> dict[int, int]:
+        index = getattr(self, "_by_wrapper", None)
+        if index is None:
+            code, nimp = self._code, self._nimp
+            index = self._by_wrapper = {code.wrapper(i): nimp + i
+                                        for i in range(len(self._func_types) - nimp)}
+        return index
+
     def table_keepalive(self, table: Table) -> None:
-        keep = getattr(table, "_instances", None)
-        if keep is None:
-            keep = table._instances = []
-        keep.append(self)
+        table._instances.append(self)
 
     # --- constant expressions -----------------------------------------------------------
     def _const(self, expr: list[Instr]) -> int:
@@ -369,7 +516,7 @@ class Instance:
         if op in (I32_CONST, I64_CONST):
             return imm
         if op == GLOBAL_GET:
-            return self._globals[imm].value
+            return self._global(imm).value
         if op in (0x43, 0x44):  # float constants: their bit patterns
             return imm
         raise Trap(TrapKind.HOST, f"unsupported constant expression opcode 0x{op:02x}")
@@ -379,7 +526,7 @@ class Instance:
         if op == REF_NULL:
             return None
         if op == REF_FUNC:
-            return self._funcrefs[imm]
+            return self._funcref(imm)
         raise Trap(TrapKind.HOST, f"unsupported element expression opcode 0x{op:02x}")
 
     def _initialise_segments(self, bulk: bool) -> None:
@@ -406,36 +553,26 @@ class Instance:
                 ctypes.addressof(self._elem_arrays[k]),
                 n * abi.ELEM_SIZE,
             )
-            for j, ref in enumerate(self._elem_owners[k]):
-                self.table._owners[off + j] = None if ref is None else ref.owner
             self._elem_descs[k].len = 0
         for k, seg in enumerate(m.elems):
             if seg.mode != ELEM_ACTIVE and seg.mode != 1:  # declarative: dropped at once
                 self._elem_descs[k].len = 0
-        plan = []
         for k, seg in active_datas:
             off = self._const(seg.offset_expr) % (1 << 32)
             if off + len(seg.data) > self.memory.data_size:
                 raise Trap(TrapKind.MEMORY_OUT_OF_BOUNDS, "out of bounds memory access")
             if seg.data:
                 self.memory.write(off, seg.data)
-                plan.append((self.memory.desc.base + off, seg.data))
             self._data_descs[k].len = 0
-        # What reset() repeats, when nothing in it can differ the next time: offsets that
-        # are constants, into the instance's own memory.
-        if self._data_plan is None and self._owns_memory and all(
-                s.offset_expr[0][0] == I32_CONST for _, s in active_datas):
-            self._data_plan = plan
-            self._active_data = [k for k, _ in active_datas]
 
     def _export_object(self, kind: int, index: int) -> Any:
         if kind == EXTERN_FUNC:
-            return self._funcrefs[index].owner
+            return self._funcref(index).owner
         if kind == EXTERN_MEMORY:
             return self.memory
         if kind == EXTERN_TABLE:
             return self.table
-        return self._globals[index]
+        return self._global(index)
 
     # --- calls -------------------------------------------------------------------------------
     def invoke(self, name: str, *args: int) -> list[int]:
@@ -451,7 +588,7 @@ class Instance:
         ft = self._func_types[index]
         if len(args) != len(ft.params):
             raise TypeError(f"function {index} takes {len(ft.params)} arguments, got {len(args)}")
-        ref = self._funcrefs[index]
+        ref = self._funcref(index)
         if index < self._nimp:
             return ref.owner(*args)  # an imported function: call it where it lives
         n = max(len(ft.params), len(ft.results), 1)
@@ -494,7 +631,7 @@ class Instance:
     def call_void(self, index: int) -> None:
         """Call function `index`, of type [] -> [] (a contract's main), with nothing to box
         or unbox: the per-message path of execute."""
-        ref = self._funcrefs[index]
+        ref = self._funcref(index)
         if index < self._nimp or self._func_types[index].params or \
                 self._func_types[index].results:
             self._call(index, ())

@@ -6,7 +6,7 @@ is unloaded (unlike MCJIT, which leaks every module for the life of the process)
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..compiler import abi
 from ..compiler.codegen import codegen, unpack_objects
@@ -17,6 +17,8 @@ class LoadedCode:
     tracker: object  # keeps the code mapped
     funcs: int  # address of the (internal, wrapper) pointer table
     count: int  # number of defined functions
+    # runtime.template's InstanceTemplate for this code, made by the first instance
+    template: object = field(default=None, compare=False)
 
     def internal(self, i: int) -> int:
         return ctypes.c_void_p.from_address(self.funcs + 16 * i).value or 0

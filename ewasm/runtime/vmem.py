@@ -61,6 +61,27 @@ def reserve(size: int) -> int:
     return addr
 
 
+def map_private(addr: int, size: int, fd: int) -> None:
+    """Map the first `size` bytes of file `fd` copy-on-write over [addr, addr + size),
+    which must lie in a reservation: pages read from the file until written, then
+    private; mapping again drops what was written (how an image is re-applied)."""
+    flags = mmap.MAP_PRIVATE | getattr(mmap, "MAP_FIXED", 0x10)
+    got = libc().mmap(ctypes.c_void_p(addr), size, mmap.PROT_READ | mmap.PROT_WRITE, flags,
+                      fd, 0)
+    if got != addr:
+        raise OSError(ctypes.get_errno(), f"cannot map an image of {size} bytes")
+
+
+def map_zero(addr: int, size: int) -> None:
+    """Fresh zero pages over [addr, addr + size) of a reservation (undoes map_private)."""
+    flags = (mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_FIXED", 0x10)
+             | getattr(mmap, "MAP_NORESERVE", 0))
+    got = libc().mmap(ctypes.c_void_p(addr), size, mmap.PROT_READ | mmap.PROT_WRITE, flags,
+                      -1, 0)
+    if got != addr:
+        raise OSError(ctypes.get_errno(), f"cannot map {size} bytes of zero pages")
+
+
 def release(addr: int, size: int) -> None:
     libc().munmap(ctypes.c_void_p(addr), size)
 

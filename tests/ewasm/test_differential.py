@@ -263,11 +263,6 @@ def test_table_contents_after_bulk_table_ops(wat, tier):
     assert want[2] == (((), ("i32",)), (("i32",), ("i32",))) * 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: ewasm.Table.get(i) answers from the Python-side Table._owners list, "
-    "which only Instance._initialise_segments writes; after compiled code runs table.init "
-    "or table.copy it still reports the instantiation-time element (None here) although "
-    "call_indirect reaches the new function (ewasm/runtime/externs.py Table.get)"))
 @pytest.mark.parametrize("tier", smith.TIERS)
 def test_table_get_after_bulk_table_ops(wat, tier):
     """The embedding API's Table.get agrees with wasmtime's table.get after table.init and
