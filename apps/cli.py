@@ -22,8 +22,15 @@ def _read(path: str) -> bytes:
         raise SystemExit(f"error: cannot read {path}: {exc.strerror}") from None
 
 
-def _load_compiled(data: bytes) -> api.CompiledModule:
+def _load_compiled(path: str, data: bytes, allow_precompiled: bool) -> api.CompiledModule:
     if data[:8] == ARTEFACT_MAGIC:
+        # An artefact is native code that runs as it is: nothing in it can show that
+        # this engine made it (wasmtime's `run` asks for the same flag).
+        if not allow_precompiled:
+            raise SystemExit(f"error: {path} is a precompiled artefact (native code from "
+                             "`ewasm compile`), which runs unchecked; pass "
+                             "--allow-precompiled if you trust where it came from, or run "
+                             "the .wasm module")
         return api.CompiledModule.deserialize(data)
     return api.compile(data)
 
@@ -64,7 +71,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    compiled = _load_compiled(_read(args.file))
+    compiled = _load_compiled(args.file, _read(args.file), args.allow_precompiled)
     own_imports = [i for i in compiled.module.imports
                    if not (args.meter or args.gas_limit is not None)
                    or (i.module, i.name) != api.GAS_IMPORT]
@@ -171,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--invoke", required=True, nargs="+", metavar=("NAME", "ARGS"),
                    help="the function to call and its integer arguments (decimal or 0x hex)")
     s.add_argument("--json", action="store_true", help="print a JSON record")
+    s.add_argument("--allow-precompiled", action="store_true",
+                   help="run FILE even if it is a compiled artefact: its native code runs "
+                        "as is, so only for artefacts you trust")
     s.add_argument("--allow-imports", action="store_true", help=argparse.SUPPRESS)
     s.add_argument("--meter", action="store_true", help="inject gas metering before running")
     s.add_argument("--gas-limit", type=int, default=None,

@@ -29,6 +29,7 @@ from .limits import DEFAULT_LIMITS
 from .module import EXTERN_FUNC, EXTERN_NAMES, Module
 from .runtime.linker import LoadedCode, load_object
 from .types import I64, FuncType
+from .validator import validate_module
 
 COMPILER_VERSION = "ewasm-aot-2"
 ARTEFACT_MAGIC = b"EWASMART"
@@ -185,7 +186,18 @@ class CompiledModule:
         return head + self.wasm + obj
 
     @classmethod
-    def deserialize(cls, data: bytes, features: Features | None = None) -> CompiledModule:
+    def deserialize(cls, data: bytes, features: Features | None = None, *,
+                    verify: bool = False) -> CompiledModule:
+        """An artefact from `serialize` back as a CompiledModule.
+
+        Trusted input only: the artefact's object code is linked and run as it is, like
+        wasmtime's `unsafe Module::deserialize`. The header check catches an artefact of
+        another engine version or target, not a forged one (its key is a public function
+        of the Wasm it carries), so `ewasm run` refuses artefacts without
+        `--allow-precompiled`. verify=True re-derives the code instead: the Wasm is
+        validated and compiled again on the artefact's tier, and the artefact is refused
+        (CompileError) unless its object code is the same bytes (compiles are
+        deterministic); that costs a full compile."""
         features = features or Features.all()
         if len(data) < _ARTEFACT_HEADER.size:
             raise DecodeError("compiled artefact is truncated", offset=len(data))
@@ -202,6 +214,15 @@ class CompiledModule:
         tier = tiers[tier_code]
         if cache_key(wasm, features, TargetSpec.portable(), bool(gas), pipeline(tier)) != key:
             raise CompileError("artefact was compiled by another engine version or target")
+        if verify:
+            module = decode_module(wasm, features)
+            validate_module(module, features)
+            again = compile_module(module, pipeline(tier),
+                                   gas_import=engine_gas_import(module) if gas else None)
+            if again != obj:
+                raise CompileError("artefact's native code is not what this engine compiles "
+                                   "from its Wasm: refusing it")
+            return cls(wasm, module, obj, key, features, bool(gas), tier)
         return cls(wasm, decode_module(wasm, features, skip_bodies=True), obj, key, features,
                    bool(gas), tier)
 

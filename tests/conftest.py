@@ -14,8 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
-# Tests never touch the user's cache.
+# Tests never touch the user's cache, nor the installation's cache key.
 os.environ.setdefault("EWASM_CACHE_DIR", tempfile.mkdtemp(prefix="ewasm-test-cache-"))
+os.environ.setdefault("EWASM_CACHE_KEY_FILE",
+                      os.path.join(tempfile.mkdtemp(prefix="ewasm-test-key-"), "cache.key"))
 
 
 def wabt_tool(name: str) -> str | None:

@@ -30,8 +30,24 @@ def test_run_validate_compile(wat, tmp_path):
     assert json.loads(p.stdout)["results"] == [42]
     art = tmp_path / "m.art"
     assert run("compile", str(src), "-o", str(art)).returncode == 0
-    p = run("run", str(art), "--invoke", "add", "-1", "1")
+    p = run("run", str(art), "--invoke", "add", "-1", "1", "--allow-precompiled")
     assert p.returncode == 0 and p.stdout.strip() == "0"
+
+
+def test_run_refuses_an_artefact_without_allow_precompiled(wat, tmp_path):
+    """Native code in an artefact runs unchecked: `ewasm run` asks the user to vouch for
+    it, whatever the file is called (here: an artefact named as a Wasm module)."""
+    src = tmp_path / "m.wasm"
+    src.write_bytes(wat('(module (func (export "f") (result i32) (i32.const 5)))'))
+    disguised = tmp_path / "download.wasm"
+    assert run("compile", str(src), "-o", str(disguised)).returncode == 0
+    p = run("run", str(disguised), "--invoke", "f")
+    assert p.returncode == 1 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "precompiled artefact" in lines[0]
+    assert "--allow-precompiled" in lines[0]
+    p = run("run", str(disguised), "--invoke", "f", "--allow-precompiled")
+    assert p.returncode == 0 and p.stdout.strip() == "5"
 
 
 def test_bad_input_gives_one_line_error(tmp_path, wat):
