@@ -63,16 +63,45 @@ def _describe_exit(code: int | None) -> str:
     return f"exited with status {code}"
 
 
+def engine_root() -> str:
+    """The directory this `ewasm` package was imported from (its parent): a site-packages
+    directory for `pip install .`, the project for `pip install -e .` (whose import hook
+    puts no directory on sys.path), or wherever the embedding host found it."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def worker_path() -> list[str]:
+    """The import path handed to workers: the engine's own directory first, so `ewasm`
+    resolves to the package this process runs, then the host's path for the engine's
+    dependencies. Entries are made absolute (the worker runs elsewhere), and the empty
+    entry, which means "the current directory", is dropped."""
+    out: list[str] = []
+    for p in [engine_root(), *sys.path]:
+        if not p or not isinstance(p, str):
+            continue
+        p = os.path.abspath(p)
+        if p not in out and os.path.isdir(p):
+            out.append(p)
+    return out
+
+
+# Workers run here, whatever the caller's directory: nothing relative resolves against a
+# directory the user did not choose for it (a cloned repository, an unpacked tarball).
+WORKER_CWD = "/"
+
+
 class _Worker:
     def __init__(self, spec: TargetSpec, nice: int) -> None:
         self.stderr = tempfile.TemporaryFile()
-        paths = [p for p in sys.path if p and os.path.isdir(p)]
-        args = [worker_python(), "-I", "-c", BOOT, json.dumps(paths),
+        # -I: neither the current directory nor the user's site directory is searched,
+        # and PYTHON* variables (PYTHONPATH, PYTHONSTARTUP, ...) are ignored; the import
+        # path is exactly worker_path().
+        args = [worker_python(), "-I", "-c", BOOT, json.dumps(worker_path()),
                 json.dumps(dataclasses.asdict(spec)), str(nice)]
         try:
             self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=self.stderr, close_fds=True,
-                                         start_new_session=True)
+                                         start_new_session=True, cwd=WORKER_CWD)
         except OSError as exc:
             self.stderr.close()
             raise CompileError(f"cannot start a compile worker: {exc}") from None
