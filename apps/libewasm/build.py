@@ -104,7 +104,11 @@ static struct evmc_result ewasm_execute(struct evmc_vm* vm,
     struct evmc_result result;
     memset(&result, 0, sizeof result);
     result.status_code = -1;  /* EVMC_INTERNAL_ERROR unless Python says otherwise */
-    if (!vm || !host || !msg || (!code && code_size)) return result;
+    /* Every pointer with a size is checked before Python reads it: NULL with a size
+     * ends as EVMC_INTERNAL_ERROR, never as a crash of the host process. */
+    if (!vm || !host || !msg || (!code && code_size) ||
+        (!msg->input_data && msg->input_size) || (!msg->code && msg->code_size))
+        return result;
     ewasm_py_execute(((struct ewasm_vm*)vm)->handle, host, context, rev, msg, code,
                      code_size, &result);
     if (result.output_data) result.release = ewasm_release;

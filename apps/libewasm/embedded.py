@@ -32,6 +32,7 @@ from evmc_bridge.types import (
     StorageStatus,
     TxContext,
 )
+from ewasm.compiler.cache import CacheError, check_directory, parse_size
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -69,10 +70,17 @@ def destroy(handle: int) -> None:
         _vms.pop(handle, None)
 
 
+OPTIONS = ("metering", "debug", "cache-dir", "cache-max-size")
+
+
 def set_option(handle: int, name: str, value: str | None) -> int:
-    """EVMC's set_option: the name is checked first, then the value (None: C's NULL)."""
+    """EVMC's set_option: the name is checked first, then the value (None: C's NULL).
+
+    cache-dir and cache-max-size are process-wide, as the compile cache is: the
+    directory must pass the cache's checks (this user's, not writable by group or
+    others; created 0700 if missing), the size is bytes or a number with K, M, G or T."""
     options = _vms.get(handle)
-    if options is None or name not in ("metering", "debug", "cache-dir"):
+    if options is None or name not in OPTIONS:
         return cabi.SET_OPTION_INVALID_NAME
     if value is None:
         return cabi.SET_OPTION_INVALID_VALUE
@@ -83,16 +91,23 @@ def set_option(handle: int, name: str, value: str | None) -> int:
         setattr(options, name, text in _TRUE)
         return cabi.SET_OPTION_SUCCESS
     if name == "cache-dir":
-        if not value:
-            return cabi.SET_OPTION_INVALID_VALUE
+        # Native code is loaded from it: the same rules as EWASM_CACHE_DIR's.
         try:
-            os.makedirs(value, exist_ok=True)
-        except OSError:
+            if not value:
+                raise CacheError("empty cache directory")
+            check_directory(value)
+        except CacheError:
             return cabi.SET_OPTION_INVALID_VALUE
         if not os.access(value, os.W_OK):
             return cabi.SET_OPTION_INVALID_VALUE
         # The compile cache is process-wide (its directory is read per compile).
         os.environ["EWASM_CACHE_DIR"] = value
+    elif name == "cache-max-size":
+        try:
+            size = parse_size(value)
+        except ValueError:
+            return cabi.SET_OPTION_INVALID_VALUE
+        os.environ["EWASM_CACHE_MAX_SIZE"] = str(size)
     return cabi.SET_OPTION_SUCCESS
 
 
@@ -117,8 +132,13 @@ def _execute(handle: int, host_iface: Any, context: Any, revision: int, msg: Any
     options = _vms.get(handle)
     if options is None:
         return Result.make(StatusCode.INTERNAL_ERROR, message="unknown or destroyed VM")
-    if host_iface == ffi.NULL or msg == ffi.NULL or (code == ffi.NULL and code_size):
+    if host_iface == ffi.NULL or msg == ffi.NULL:
         return Result.make(StatusCode.INTERNAL_ERROR, message="NULL argument")
+    bad = (_bad_span("code", code, code_size)
+           or _bad_span("msg->input_data", msg.input_data, msg.input_size)
+           or _bad_span("msg->code", msg.code, msg.code_size))
+    if bad:
+        return Result.make(StatusCode.INTERNAL_ERROR, message=bad)
     if revision not in _REVISIONS:
         return Result.make(StatusCode.INTERNAL_ERROR, message=f"unknown revision {revision}")
     try:
@@ -136,6 +156,22 @@ def _execute(handle: int, host_iface: Any, context: Any, revision: int, msg: Any
         # the execution.
         return Result.make(StatusCode.INTERNAL_ERROR, message=host.error)
     return result
+
+
+# No buffer that crosses the ABI is this large: a Wasm module addresses 4 GiB, and a
+# size above it is a host bug (a negative length cast to size_t), not data to read.
+MAX_SPAN = 1 << 32
+
+
+def _bad_span(what: str, pointer: Any, size: int) -> str | None:
+    """Why a pointer and size from the C side must not be read (None: they may be). A
+    NULL pointer with a size, or an implausible size, would make the read crash the
+    host process; the execution ends as EVMC_INTERNAL_ERROR instead."""
+    if size and pointer == ffi.NULL:
+        return f"{what} is NULL with a size of {size}"
+    if size > MAX_SPAN:
+        return f"{what} has an implausible size of {size}"
+    return None
 
 
 def _fill_result(out: Any, result: Result) -> None:
@@ -161,6 +197,11 @@ class HostFunctionMissing(EvmcError):
     """The C host left a host interface member the contract needs NULL."""
 
 
+class HostMisuse(EvmcError):
+    """The C host answered with a pointer and size that cannot be read (NULL with a
+    size, or an implausible size)."""
+
+
 class CHost:
     """evmc_bridge.Host over a C host's `evmc_host_interface` and context."""
 
@@ -168,6 +209,12 @@ class CHost:
         self.iface = iface
         self.ctx = context
         self.error: str | None = None
+
+    def _check(self, what: str, pointer: Any, size: int) -> None:
+        bad = _bad_span(what, pointer, size)
+        if bad is not None:
+            self.error = f"host returned {bad}"
+            raise HostMisuse(self.error)
 
     def _fn(self, name: str) -> Any:
         fn = getattr(self.iface, name)
@@ -219,7 +266,7 @@ class CHost:
             return b""
         buf = ffi.new("uint8_t[]", size)
         n = self._fn("copy_code")(self.ctx, self._address(address), offset, buf, size)
-        return cabi.get_bytes(ffi, buf, min(int(n), size))
+        return cabi.get_bytes(ffi, buf, min(int(n), size))  # never past our buffer
 
     def selfdestruct(self, address: bytes, beneficiary: bytes) -> bool:
         return bool(self._fn("selfdestruct")(self.ctx, self._address(address),
@@ -229,6 +276,7 @@ class CHost:
         msg, keep = cabi.message_to_c(ffi, message)
         res = self._fn("call")(self.ctx, msg)
         try:
+            self._check("call result output_data", res.output_data, res.output_size)
             return cabi.result_from_c(ffi, res)
         finally:
             if res.release != ffi.NULL:
@@ -236,7 +284,12 @@ class CHost:
             del keep
 
     def get_tx_context(self) -> TxContext:
-        return cabi.tx_context_from_c(ffi, self._fn("get_tx_context")(self.ctx))
+        ctx = self._fn("get_tx_context")(self.ctx)
+        # Sizes in bytes: what reading the arrays would touch.
+        self._check("tx context blob_hashes", ctx.blob_hashes, ctx.blob_hashes_count * 32)
+        self._check("tx context initcodes", ctx.initcodes,
+                    ctx.initcodes_count * ffi.sizeof("struct evmc_tx_initcode"))
+        return cabi.tx_context_from_c(ffi, ctx)
 
     def get_block_hash(self, number: int) -> bytes:
         r = self._fn("get_block_hash")(self.ctx, number)

@@ -7,7 +7,12 @@
  *   evmc_host LIB run NAME WASM INPUT_HEX GAS [NAME WASM INPUT_HEX GAS ...]
  *   evmc_host LIB threads N ITERATIONS STORAGE_WASM
  *   evmc_host LIB bench N WASM        (prints microseconds per execute)
+ *   evmc_host LIB misuse STORAGE_WASM CALL_WASM TX_WASM
  *
+ * `misuse` passes pointer and size pairs that cannot be read (NULL with a size, a size
+ * no buffer has) in the message and in host answers, one line per case:
+ *   CASE status=S gas_left=G
+ * then runs the storage contract normally to show that the VM still works.
  * `run` prints one line per contract:
  *   NAME status=S gas_left=G output=HEX logs=N storage=N call_value=V
  */
@@ -145,6 +150,10 @@ static bool selfdestruct(struct host_ctx* h, const evmc_address* a, const evmc_a
 
 static const uint8_t CALL_OUTPUT[2] = {0xca, 0xfe};
 
+/* How the host misbehaves in `misuse` mode (0: it does not). */
+enum { HOST_OK, CALL_NULL_OUTPUT, CALL_HUGE_OUTPUT, TX_NULL_BLOBS, TX_NULL_INITCODES };
+static int host_mode = HOST_OK;
+
 static struct evmc_result call(struct host_ctx* h, const struct evmc_message* m)
 {
     struct evmc_result r;
@@ -156,6 +165,8 @@ static struct evmc_result call(struct host_ctx* h, const struct evmc_message* m)
     r.gas_left = m->gas;  /* the callee spends nothing */
     r.output_data = CALL_OUTPUT;
     r.output_size = sizeof CALL_OUTPUT;
+    if (host_mode == CALL_NULL_OUTPUT) { r.output_data = NULL; r.output_size = 7; }
+    if (host_mode == CALL_HUGE_OUTPUT) r.output_size = (size_t)-1;  /* a -1 cast to size_t */
     return r;
 }
 
@@ -164,6 +175,8 @@ static struct evmc_tx_context get_tx_context(struct host_ctx* h)
     (void)h;
     struct evmc_tx_context t;
     memset(&t, 0, sizeof t);
+    if (host_mode == TX_NULL_BLOBS) t.blob_hashes_count = 3;
+    if (host_mode == TX_NULL_INITCODES) t.initcodes_count = 2;
     return t;
 }
 
@@ -210,6 +223,30 @@ static uint8_t* from_hex(const char* hex, size_t* size)
     for (size_t i = 0; i < n; i++) sscanf(hex + 2 * i, "%2hhx", &buf[i]);
     *size = n;
     return buf;
+}
+
+static struct evmc_result run_message(struct host_ctx* h, const uint8_t* code,
+                                      size_t code_size, struct evmc_message* m)
+{
+    return vm->execute(vm, &HOST, h, 9 /* LONDON */, m, code, code_size);
+}
+
+static void base_message(struct evmc_message* m, const uint8_t* input, size_t input_size,
+                         int64_t gas)
+{
+    memset(m, 0, sizeof *m);
+    m->gas = gas;
+    memset(m->recipient.bytes, 0x01, 20);
+    memset(m->sender.bytes, 0x02, 20);
+    m->code_address = m->recipient;
+    m->input_data = input;
+    m->input_size = input_size;
+}
+
+static void report(const char* name, struct evmc_result r)
+{
+    printf("%s status=%d gas_left=%lld\n", name, r.status_code, (long long)r.gas_left);
+    if (r.release) r.release(&r);
 }
 
 static struct evmc_result run(struct host_ctx* h, const uint8_t* code, size_t code_size,
@@ -327,6 +364,40 @@ int main(int argc, char** argv)
         double us = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e3 / n;
         printf("us_per_call=%.2f\n", us);
         free(h); free(code);
+    } else if (!strcmp(argv[2], "misuse") && argc == 6) {
+        size_t storage_size, call_size, tx_size;
+        uint8_t* storage = read_file(argv[3], &storage_size);
+        uint8_t* callc = read_file(argv[4], &call_size);
+        uint8_t* tx = read_file(argv[5], &tx_size);
+        uint8_t input[64] = {0};
+        struct host_ctx* h = calloc(1, sizeof *h);
+        struct evmc_message m;
+
+        base_message(&m, NULL, 64, 100000);  /* input_data NULL, input_size 64 */
+        report("null-input", run_message(h, storage, storage_size, &m));
+        base_message(&m, input, (size_t)-1, 100000);  /* no buffer is that large */
+        report("huge-input", run_message(h, storage, storage_size, &m));
+        base_message(&m, input, 64, 100000);
+        m.code = NULL; m.code_size = 5;  /* EVMC 12's msg->code */
+        report("null-msg-code", run_message(h, storage, storage_size, &m));
+        base_message(&m, input, 36, 300000);
+        host_mode = CALL_NULL_OUTPUT;
+        report("call-null-output", run_message(h, callc, call_size, &m));
+        host_mode = CALL_HUGE_OUTPUT;
+        report("call-huge-output", run_message(h, callc, call_size, &m));
+        host_mode = TX_NULL_BLOBS;
+        base_message(&m, NULL, 0, 100000);
+        report("tx-null-blob-hashes", run_message(h, tx, tx_size, &m));
+        host_mode = TX_NULL_INITCODES;
+        report("tx-null-initcodes", run_message(h, tx, tx_size, &m));
+        host_mode = HOST_OK;
+        report("tx-ok", run_message(h, tx, tx_size, &m));
+        base_message(&m, input, 36, 300000);
+        report("call-ok", run_message(h, callc, call_size, &m));
+        memset(input, 0x11, 64);
+        base_message(&m, input, 64, 100000);
+        report("storage-ok", run_message(h, storage, storage_size, &m));
+        free(h); free(storage); free(callc); free(tx);
     } else {
         fprintf(stderr, "unknown mode %s\n", argv[2]);
         return 2;

@@ -339,3 +339,68 @@ def test_a_python_error_in_set_option_is_an_invalid_value(library, monkeypatch):
     monkeypatch.setattr(apps.libewasm.embedded, "set_option", boom)
     with pytest.raises(EvmcOptionError, match="invalid value"):
         load_vm(library, metering=True)
+
+
+# --- misuse of the ABI: pointers with sizes (issue 20, point 6) ---------------------------
+TX_ORIGIN_WAT = """(module
+  (import "ethereum" "getTxOrigin" (func $origin (param i32)))
+  (import "ethereum" "finish" (func $finish (param i32 i32)))
+  (memory 1) (export "memory" (memory 0))
+  (func (export "main") (call $origin (i32.const 0)) (call $finish (i32.const 0) (i32.const 20))))"""
+
+
+def test_unreadable_pointers_are_internal_errors_not_crashes(c_host, library, wasm, wat,
+                                                             tmp_path):
+    """NULL with a size (and a size no buffer has) in the message and in the host's
+    answers: each execution ends as EVMC_INTERNAL_ERROR with no gas left, the C host
+    process survives, and the VM keeps working."""
+    tx = tmp_path / "tx_origin.wasm"
+    tx.write_bytes(wat(TX_ORIGIN_WAT))
+    out = run_c(c_host, library, "misuse", str(wasm["storage"]), str(wasm["call_value"]),
+                str(tx))
+    got = dict(re.fullmatch(r"(\S+) status=(-?\d+) gas_left=(-?\d+)", line).group(1, 2)
+               for line in out.splitlines())
+    refused = ["null-input", "huge-input", "null-msg-code", "call-null-output",
+               "call-huge-output", "tx-null-blob-hashes", "tx-null-initcodes"]
+    assert {case: got[case] for case in refused} == {case: "-1" for case in refused}
+    assert all(f"{case} status=-1 gas_left=0" in out for case in refused)
+    # The same contracts with readable answers succeed, after all that.
+    assert (got["tx-ok"], got["call-ok"], got["storage-ok"]) == ("0", "0", "0")
+
+
+def test_the_span_check_names_what_it_refused(library):
+    import apps.libewasm.embedded as embedded
+
+    with load_vm(library):  # binds the embedded module to the library's cffi
+        ffi = embedded.ffi
+        host = embedded.CHost(None, None)
+        with pytest.raises(embedded.HostMisuse, match="output_data is NULL with a size of 7"):
+            host._check("call result output_data", ffi.NULL, 7)
+        assert "output_data" in host.error  # what fails the whole execution
+        assert embedded._bad_span("x", ffi.NULL, 0) is None
+        assert embedded._bad_span("x", ffi.new("char[1]"), 1) is None
+        assert "implausible" in embedded._bad_span("x", ffi.new("char[1]"),
+                                                   embedded.MAX_SPAN + 1)
+
+
+def test_cache_dir_option_refuses_a_directory_others_can_write(library, tmp_path,
+                                                               monkeypatch):
+    monkeypatch.setenv("EWASM_CACHE_DIR", os.environ["EWASM_CACHE_DIR"])  # restored after
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(EvmcOptionError, match="invalid value"):
+        load_vm(library, cache_dir=str(shared))
+    assert os.environ["EWASM_CACHE_DIR"] != str(shared)
+    private = tmp_path / "private"
+    with load_vm(library, cache_dir=str(private)):
+        assert os.environ["EWASM_CACHE_DIR"] == str(private)
+    assert oct(private.stat().st_mode & 0o777) == "0o700"
+
+
+def test_cache_max_size_option(library, monkeypatch):
+    monkeypatch.setenv("EWASM_CACHE_MAX_SIZE", "1G")  # restored after
+    with load_vm(library, cache_max_size="64M"):
+        assert os.environ["EWASM_CACHE_MAX_SIZE"] == str(64 << 20)
+    with pytest.raises(EvmcOptionError, match="invalid value"):
+        load_vm(library, cache_max_size="lots")
