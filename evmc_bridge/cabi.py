@@ -10,6 +10,7 @@ so the layout the Python side reads is the layout the C side was built with;
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from .errors import BadMessageError
@@ -125,6 +126,7 @@ LAYOUT = {"struct evmc_message": 184, "struct evmc_result": 72,
           "struct evmc_tx_context": 256, "struct evmc_vm": 56,
           "struct evmc_host_interface": 16 * 8}
 
+MESSAGE_SIZE = 184
 SET_OPTION_SUCCESS, SET_OPTION_INVALID_NAME, SET_OPTION_INVALID_VALUE = 0, 1, 2
 
 
@@ -132,7 +134,9 @@ def check_layout(ffi: Any) -> None:
     for name, size in LAYOUT.items():
         if ffi.sizeof(name) != size:
             raise AssertionError(f"sizeof({name}) is {ffi.sizeof(name)}, EVMC 12 says {size}")
-    if ffi.offsetof("struct evmc_message", "code_address") != 144 or \
+    offsets = {"recipient": 24, "sender": 44, "input_data": 64, "input_size": 72,
+               "value": 80, "create2_salt": 112, "code_address": 144}
+    if any(ffi.offsetof("struct evmc_message", f) != o for f, o in offsets.items()) or \
             ffi.offsetof("struct evmc_result", "create_address") != 48:
         raise AssertionError("EVMC 12 field offsets differ from evmc.md §5.4")
 
@@ -150,19 +154,26 @@ def set_u256(word: Any, value: int) -> None:
     word.bytes[0:32] = value.to_bytes(32, "big")
 
 
+# evmc_message's scalar head: kind, flags, depth, (pad), gas (evmc.md §5.4).
+_MESSAGE_HEAD = struct.Struct("<iIi4xq")
+_KINDS = {int(k): k for k in CallKind}
+
+
 def message_from_c(ffi: Any, msg: Any) -> Message:
-    """The message as Python values; BadMessageError for a kind EVMC does not define."""
-    data = get_bytes(ffi, msg.input_data, msg.input_size) if msg.input_size else b""
-    try:
-        kind = CallKind(msg.kind)
-    except ValueError:
-        raise BadMessageError(f"call kind {msg.kind} is not EVMC's") from None
-    return Message(kind=kind, flags=Flags(msg.flags), depth=msg.depth,
-                   gas=msg.gas, recipient=get_bytes(ffi, msg.recipient.bytes, 20),
-                   sender=get_bytes(ffi, msg.sender.bytes, 20), input=data,
-                   value=u256(ffi, msg.value),
-                   create2_salt=get_bytes(ffi, msg.create2_salt.bytes, 32),
-                   code_address=get_bytes(ffi, msg.code_address.bytes, 20))
+    """The message as Python values; BadMessageError for a kind EVMC does not define.
+    Read as one copy of the struct (one call into cffi, not one per field: this runs for
+    every execution a C host asks for)."""
+    raw = ffi.buffer(msg, MESSAGE_SIZE)[:]
+    kind, flags, depth, gas = _MESSAGE_HEAD.unpack_from(raw)
+    ckind = _KINDS.get(kind)
+    if ckind is None:
+        raise BadMessageError(f"call kind {kind} is not EVMC's")
+    size = msg.input_size
+    data = bytes(ffi.buffer(msg.input_data, size)) if size else b""
+    return Message(kind=ckind, flags=Flags(flags), depth=depth, gas=gas,
+                   recipient=raw[24:44], sender=raw[44:64], input=data,
+                   value=int.from_bytes(raw[80:112], "big"), create2_salt=raw[112:144],
+                   code_address=raw[144:164])
 
 
 def message_to_c(ffi: Any, message: Message) -> tuple[Any, list]:

@@ -312,8 +312,7 @@ def fill(nf: NativeFrame, call_data: bytes, code: bytes, sender: bytes, recipien
         nf.last_code = code
     if nf.return_data_len:
         nf.return_data_len = 0
-    if (sender is not nf.last_sender or recipient is not nf.last_recipient
-            or value != nf.last_value):
+    if sender != nf.last_sender or recipient != nf.last_recipient or value != nf.last_value:
         if len(sender) != 20 or len(recipient) != 20:
             raise BadMessageError("a message's sender and recipient are 20-byte addresses")
         # Byte copies: assigning bytes to a c_char array field stops at the first zero.

@@ -97,6 +97,23 @@ static int32_t ewasm_set_option(struct evmc_vm* vm, const char* name, const char
     return ewasm_py_set_option(((struct ewasm_vm*)vm)->handle, name, value);
 }
 
+/* cffi's wrapper around each call into Python takes the GIL with PyGILState_Ensure and
+ * gives it back with PyGILState_Release, which, on a thread CPython did not start,
+ * creates and destroys the thread's Python state every call (~10 us, and every
+ * thread-local of the engine with it). One Ensure that is never released keeps the
+ * state for the thread's life: later calls only take and drop the GIL. (Run after the
+ * first call, when cffi has started the interpreter; the state is not freed when the
+ * thread exits, one small allocation per host thread.) */
+static __thread int ewasm_thread_state_kept;
+
+static void ewasm_keep_thread_state(void)
+{
+    if (ewasm_thread_state_kept || !Py_IsInitialized()) return;
+    PyGILState_Ensure();
+    PyEval_SaveThread();
+    ewasm_thread_state_kept = 1;
+}
+
 static struct evmc_result ewasm_execute(struct evmc_vm* vm,
     const struct evmc_host_interface* host, struct evmc_host_context* context,
     int32_t rev, const struct evmc_message* msg, const uint8_t* code, size_t code_size)
@@ -111,6 +128,7 @@ static struct evmc_result ewasm_execute(struct evmc_vm* vm,
         return result;
     ewasm_py_execute(((struct ewasm_vm*)vm)->handle, host, context, rev, msg, code,
                      code_size, &result);
+    ewasm_keep_thread_state();
     if (result.output_data) result.release = ewasm_release;
     return result;
 }

@@ -34,6 +34,7 @@ from evmc_bridge.types import (
 )
 from ewasm.compiler.cache import CacheError, check_directory, parse_size
 
+_ZERO_ADDRESS = bytes(20)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -178,7 +179,8 @@ def _fill_result(out: Any, result: Result) -> None:
     out.status_code = int(result.status)
     out.gas_left = result.gas_left
     out.gas_refund = result.gas_refund
-    out.create_address.bytes[0:20] = result.create_address
+    if result.create_address != _ZERO_ADDRESS:  # the C side zeroed the result
+        out.create_address.bytes[0:20] = result.create_address
     if result.output:
         buf = lib.malloc(len(result.output))
         if buf == ffi.NULL:

@@ -457,6 +457,8 @@ class Instance:
     def _init_globals(self) -> None:
         """The module's own globals at their initial values."""
         t = self._template
+        if not t.global_types:
+            return
         if t.global_image is not None:
             _memmove(self._global_cells, t.global_image, len(t.global_image))
             return
