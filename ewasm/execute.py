@@ -216,6 +216,10 @@ def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
             result = _run(host, message, shown, prepared, debug)
         else:
             result = run_on_big_stack(_run, host, message, shown, prepared, debug)
+        if _limits_expired and interrupted():
+            # However the frame ended once its gas was taken away (it may have read
+            # the zeroed counter and returned), a fired limit ends it out of gas.
+            return Result.make(StatusCode.OUT_OF_GAS, message="the time limit was reached")
         if message.kind in (CallKind.CREATE, CallKind.CREATE2) and result.ok:
             result = _check_deployed(result, debug)
         return result
