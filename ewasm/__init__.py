@@ -20,7 +20,7 @@ from .errors import (
     ValidationError,
     WasmError,
 )
-from .execute import execute, prepare_contract
+from .execute import ephemeral_code, execute, prepare_contract
 from .features import Features
 from .module import Module
 from .runtime.externs import Global, HostFunc, Memory, Table
@@ -46,6 +46,7 @@ __all__ = [
     "compile",
     "check_contract",
     "ContractValidationError",
+    "ephemeral_code",
     "execute",
     "prepare_contract",
     "instantiate",

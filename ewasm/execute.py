@@ -12,6 +12,8 @@ import os
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from evmc_bridge import CallKind, Flags, Host, Message, Result, Revision, StatusCode
@@ -20,6 +22,7 @@ from evmc_bridge.types import INT64_MAX
 
 from . import eei, eei_native
 from .api import ENGINE_USE_GAS, CompiledModule, compile, validate
+from .compiler.cache import ReadOnlyCache
 from .contract import (
     CONTRACT_FEATURES,
     EEI_SIGNATURES,
@@ -113,8 +116,46 @@ class _Prepared:
 _cache_lock = threading.Lock()
 _cache: OrderedDict[tuple[bool, bytes, bool, str], _Prepared | ContractValidationError] = \
     OrderedDict()
+_cache_sizes: dict[tuple, int] = {}
 CACHE_ENTRIES = 512
+# What the prepared contracts of this process may hold, estimated from their code and
+# object sizes (decoded module, loaded code, template, two pooled instances' pages).
+CACHE_BYTES = 512 * 1024 * 1024
+_cache_bytes = 0
 _KEY_BYTES = 64 * 1024
+_ephemeral = threading.local()
+
+
+def _footprint(code: bytes, hit: _Prepared | ContractValidationError) -> int:
+    if isinstance(hit, ContractValidationError):
+        return len(code) + 1024
+    obj = hit.compiled.object_code
+    return 16 * len(code) + 2 * len(obj) + 2 * 64 * 1024 + 64 * 1024
+
+
+def clear_cache() -> None:
+    """Forget every prepared contract (tests, benchmarks: a cold start)."""
+    global _cache_bytes
+    with _cache_lock:
+        _cache.clear()
+        _cache_sizes.clear()
+        _cache_bytes = 0
+
+
+@contextmanager
+def ephemeral_code() -> Iterator[None]:
+    """Within the block, code this thread prepares for the first time is compiled for the
+    block alone: never written to the disk cache, never kept in the process's cache, and
+    dropped when the block ends (a simulation's sent code costs no disk and no lasting
+    memory). Code already prepared is used as it is."""
+    stack = getattr(_ephemeral, "stack", None)
+    if stack is None:
+        stack = _ephemeral.stack = []
+    stack.append({})
+    try:
+        yield
+    finally:
+        stack.pop()
 
 
 def prepare_contract(code: bytes, *, debug: bool = False, tier: str = "auto") -> _Prepared:
@@ -123,6 +164,7 @@ def prepare_contract(code: bytes, *, debug: bool = False, tier: str = "auto") ->
     # Small code is its own key (its hash is cached on the bytes object, so a host that
     # hands over the same object each call pays nothing); large code is keyed by digest
     # so that the cache never holds more than CACHE_ENTRIES * _KEY_BYTES of keys.
+    global _cache_bytes
     ident = code if len(code) <= _KEY_BYTES else hashlib.sha256(code).digest()
     key = (len(code) <= _KEY_BYTES, ident, debug, tier)
     with _cache_lock:
@@ -130,22 +172,39 @@ def prepare_contract(code: bytes, *, debug: bool = False, tier: str = "auto") ->
         if hit is not None:
             _cache.move_to_end(key)
     if hit is None:
-        hit = _prepare(code, debug, tier)
-        with _cache_lock:
-            _cache[key] = hit
-            while len(_cache) > CACHE_ENTRIES:
-                _cache.popitem(last=False)
+        local = _ephemeral.stack[-1] if getattr(_ephemeral, "stack", None) else None
+        if local is not None:
+            hit = local.get(key)
+            if hit is None:
+                hit = local[key] = _prepare(code, debug, tier, persist=False)
+        else:
+            hit = _prepare(code, debug, tier)
+            size = _footprint(code, hit)
+            with _cache_lock:
+                if len(_cache_sizes) != len(_cache):  # someone cleared _cache directly
+                    for k in [k for k in _cache_sizes if k not in _cache]:
+                        _cache_bytes -= _cache_sizes.pop(k)
+                if key not in _cache:
+                    _cache[key] = hit
+                    _cache_sizes[key] = size
+                    _cache_bytes += size
+                while len(_cache) > 1 and (len(_cache) > CACHE_ENTRIES
+                                           or _cache_bytes > CACHE_BYTES):
+                    old, _ = _cache.popitem(last=False)
+                    _cache_bytes -= _cache_sizes.pop(old, 0)
     if isinstance(hit, ContractValidationError):
         raise hit
     return hit
 
 
-def _prepare(code: bytes, debug: bool, tier: str) -> _Prepared | ContractValidationError:
+def _prepare(code: bytes, debug: bool, tier: str, *,
+             persist: bool = True) -> _Prepared | ContractValidationError:
     try:
         module = _checked(code, debug)
     except ContractValidationError as exc:
         return exc
-    compiled = compile(code, CONTRACT_FEATURES, engine_gas=True, module=module, tier=tier)
+    compiled = compile(code, CONTRACT_FEATURES, engine_gas=True, module=module, tier=tier,
+                       cache=True if persist else ReadOnlyCache())
     externs = []
     natives = eei_native.native_addresses() if USE_NATIVE_EEI else None
     for imp in module.imports:
@@ -300,4 +359,4 @@ def _check_deployed(result: Result, debug: bool) -> Result:
     return result
 
 
-__all__ = ["CompileError", "execute", "prepare_contract"]
+__all__ = ["CompileError", "ephemeral_code", "execute", "prepare_contract"]

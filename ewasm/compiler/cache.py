@@ -471,3 +471,11 @@ def _read_entry(path: Path, limit: int) -> tuple[bytes, bytes, float] | None:
     finally:
         os.close(fd)
     return head, rest, st.st_mtime
+
+
+class ReadOnlyCache(ObjectCache):
+    """An ObjectCache that reads but never writes: for code that must not outlive its use
+    (simulations: code sent with eth_call is compiled for one answer, not kept)."""
+
+    def put(self, key: bytes, payload: bytes) -> None:
+        return None
