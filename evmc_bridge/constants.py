@@ -55,3 +55,10 @@ GAS_CODE_DEPOSIT = 200  # per byte of stored code
 REFUND_SSTORE_CLEAR = 15000
 REFUND_SELFDESTRUCT = 24000  # until London (EIP-3529)
 MAX_CODE_SIZE_EIP170 = 24576  # Spurious Dragon on
+# Compiling init code costs gas, from the revision after the Ewasm state tests'
+# (Byzantium) on, as EIP-3860 prices EVM init code: per byte, from bench_compile's worst
+# cold compile (20.4 ms per KB, ~20 us a byte, at the bar of 1,000 ns per gas: 20 gas a
+# byte, and a fifth more), and a size limit checked before anything is compiled (twice
+# the largest benchmark contract, 128 KB: at the worst rate ~5 s, for 6.3 M gas).
+GAS_INITCODE_BYTE_EWASM = 24
+MAX_INITCODE_SIZE_EWASM = 256 * 1024

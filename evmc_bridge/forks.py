@@ -31,6 +31,10 @@ class ForkRules:
     tx_gas: int = c.GAS_TX
     tx_data_zero_gas: int = c.GAS_TX_DATA_ZERO
     code_deposit_gas: int = c.GAS_CODE_DEPOSIT
+    # Init code (a creation's data, create's input): gas per byte, charged before it is
+    # compiled, and its size limit (None: none). Constants' comment says where from.
+    initcode_byte_gas: int = 0
+    max_initcode_size: int | None = None
 
 
 def rules(revision: Revision | int) -> ForkRules:
@@ -52,6 +56,8 @@ def _build(r: Revision) -> ForkRules:
         eip1559=london,
         refund_quotient=5 if london else 2,
         selfdestruct_refund=0 if london else c.REFUND_SELFDESTRUCT,
+        initcode_byte_gas=c.GAS_INITCODE_BYTE_EWASM if r > Revision.BYZANTIUM else 0,
+        max_initcode_size=c.MAX_INITCODE_SIZE_EWASM if r > Revision.BYZANTIUM else None,
     )
 
 

@@ -43,6 +43,7 @@ from evmc_bridge.constants import (  # Hera's GasSchedule (eei.md §2.7)
     ZERO_ADDRESS,
     ZERO_BYTES32,
 )
+from evmc_bridge.forks import ForkRules
 
 from .contract import DEBUG_SIGNATURES, EEI_SIGNATURES
 from .errors import ExecutionEnded
@@ -73,10 +74,12 @@ class Frame:
     """One execution of one contract: its message, memory, gas and return buffer."""
 
     __slots__ = ("host", "msg", "code", "memory", "ctx", "native", "_return_data", "debug",
-                 "_tx")
+                 "_tx", "rules")
 
-    def __init__(self, host: Host, msg: Message, code: bytes, *, debug: bool = False) -> None:
+    def __init__(self, host: Host, msg: Message, code: bytes, *, debug: bool = False,
+                 rules: ForkRules | None = None) -> None:
         self.host = host
+        self.rules = rules  # the revision's rules (None: Byzantium's, as Hera)
         self.msg = msg
         self.code = code  # what the host passed (codeCopy sees this, not metered code)
         self.memory: Memory | None = None
@@ -428,7 +431,17 @@ def call_static(f: Frame, gas: int, a: int, d: int, length: int) -> int:
 
 
 def create(f: Frame, v: int, d: int, length: int, r: int) -> int:
-    f.charge(GAS_CREATE)
+    # From after Byzantium, init code pays for its compile, and one over the size limit
+    # ends the frame as out of gas (EIP-3860's rule for EVM), before anything is read.
+    fork = f.rules
+    if fork is not None and fork.initcode_byte_gas:
+        n = length & _U32
+        if fork.max_initcode_size is not None and n > fork.max_initcode_size:
+            raise Abort(StatusCode.OUT_OF_GAS, f"init code of {n} bytes exceeds the limit "
+                                               f"of {fork.max_initcode_size}")
+        f.charge(GAS_CREATE + fork.initcode_byte_gas * n)
+    else:
+        f.charge(GAS_CREATE)
     f.require_not_static("create")
     msg = f.msg
     value = f.load_u128(v)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from evmc_bridge import CallKind, Flags, Host, Message, Result, Revision, StatusCode
-from evmc_bridge.forks import rules
+from evmc_bridge.forks import ForkRules, rules
 from evmc_bridge.types import INT64_MAX
 
 from . import eei, eei_native
@@ -49,6 +49,7 @@ from .time_limit import interrupted
 
 CVF = StatusCode.CONTRACT_VALIDATION_FAILURE
 _EWASM_REVISIONS = frozenset(r for r in Revision if rules(r).ewasm)
+_RULES = {r: rules(r) for r in _EWASM_REVISIONS}
 _STATIC = int(Flags.STATIC)
 EVM1_MODES = ("reject", "fallback")
 # Enough Python frames for 1024 nested contract calls (each re-enters through ctypes,
@@ -272,9 +273,10 @@ def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
         # The frame stack lives on the thread that runs compiled code.
         shown = code if sent_code is None else sent_code
         if NATIVE_SWITCH:  # the call into compiled code switches stacks itself
-            result = _run(host, message, shown, prepared, debug)
+            result = _run(host, message, shown, prepared, debug, _RULES[revision])
         else:
-            result = run_on_big_stack(_run, host, message, shown, prepared, debug)
+            result = run_on_big_stack(_run, host, message, shown, prepared, debug,
+                                      _RULES[revision])
         if _limits_expired and interrupted():
             # However the frame ended once its gas was taken away (it may have read
             # the zeroed counter and returned), a fired limit ends it out of gas.
@@ -288,8 +290,8 @@ def execute(host: Host, revision: Revision, message: Message, code: bytes, *,
 
 
 def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
-         debug: bool) -> Result:
-    frame = eei.Frame(host, message, code, debug=debug)
+         debug: bool, fork: ForkRules) -> Result:
+    frame = eei.Frame(host, message, code, debug=debug, rules=fork)
     stack = eei.frames()
     if len(stack) > 8 and sys.getrecursionlimit() < _RECURSION_FOR_NESTING:
         sys.setrecursionlimit(_RECURSION_FOR_NESTING)

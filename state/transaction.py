@@ -66,7 +66,7 @@ def intrinsic_gas(tx: Transaction, revision: Revision) -> int:
     gas = (fork.tx_gas + fork.tx_data_zero_gas * zeros
            + fork.tx_data_nonzero_gas * (len(tx.data) - zeros))
     if tx.to is None:
-        gas += fork.tx_create_gas
+        gas += fork.tx_create_gas + fork.initcode_byte_gas * len(tx.data)
     return gas + tx.extra_intrinsic_gas
 
 
@@ -90,6 +90,11 @@ def check_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction,
         raise InvalidTransaction(f"max fee per gas less than block base fee: address "
                                  f"{sender}, maxFeePerGas: {fee_cap}, "
                                  f"baseFee: {env.base_fee}")
+    limit = rules(revision).max_initcode_size
+    if tx.to is None and limit is not None and len(tx.data) > limit:
+        # Checked before anything is compiled (geth's message for EIP-3860's limit).
+        raise InvalidTransaction(f"max initcode size exceeded: code size {len(tx.data)} "
+                                 f"limit {limit}")
     intrinsic = intrinsic_gas(tx, revision)
     if tx.gas_limit < intrinsic:
         raise InvalidTransaction(f"intrinsic gas too low: gas {tx.gas_limit}, "

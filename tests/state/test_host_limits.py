@@ -149,3 +149,100 @@ def test_running_out_of_address_space_fails_the_whole_transaction(wat, monkeypat
     assert state_root(backend) == before  # nothing applied: no nonce, no fee
     assert len(calls) == 5
     execute_module._cache.clear()
+
+
+# --- compiling costs gas (issue 19 point 2): init code per byte, and a size limit -------
+from evmc_bridge.constants import GAS_INITCODE_BYTE_EWASM, MAX_INITCODE_SIZE_EWASM  # noqa: E402
+from evmc_bridge.forks import rules  # noqa: E402
+from state.errors import InvalidTransaction  # noqa: E402
+from state.transaction import check_transaction, intrinsic_gas  # noqa: E402
+
+# create(value at 0, init code [64, 64 + n), result at 32) with n from call data; then
+# finish with create's status and the gas left around it.
+CREATOR = """
+(module
+  (import "ethereum" "callDataCopy" (func $cdc (param i32 i32 i32)))
+  (import "ethereum" "create" (func $create (param i32 i32 i32 i32) (result i32)))
+  (import "ethereum" "getGasLeft" (func $gas (result i64)))
+  (import "ethereum" "finish" (func $finish (param i32 i32)))
+  (memory 8)
+  (export "memory" (memory 0))
+  (func (export "main") (local $n i32)
+    (call $cdc (i32.const 0) (i32.const 0) (i32.const 4))
+    (local.set $n (i32.load (i32.const 0)))
+    (i32.store (i32.const 0) (i32.const 0))
+    (i64.store (i32.const 8) (call $gas))
+    (i32.store (i32.const 16) (call $create (i32.const 0) (i32.const 64) (local.get $n)
+                                            (i32.const 32)))
+    (i64.store (i32.const 20) (call $gas))
+    (call $finish (i32.const 8) (i32.const 20))))
+"""
+
+
+def _create_with(wat, revision: Revision, n: int) -> tuple[StatusCode, int, int]:
+    """(status of the frame, create's status (-1: none), gas spent on create + getGasLeft)"""
+    backend = MemoryBackend.from_accounts({SELF: Account(code=wat(CREATOR))})
+    host = StateHost(backend, TxContext(), revision)
+    msg = Message(kind=CallKind.CALL, gas=10**8, recipient=SELF, code_address=SELF,
+                  sender=SENDER, input=n.to_bytes(4, "little"))
+    r = host.message_call(msg)
+    if r.status != StatusCode.SUCCESS:
+        return r.status, -1, 0
+    before = int.from_bytes(r.output[:8], "little")
+    status = int.from_bytes(r.output[8:12], "little")
+    after = int.from_bytes(r.output[12:20], "little")
+    return r.status, status, before - after
+
+
+def test_byzantium_rules_have_no_init_code_charge_as_hera():
+    fork = rules(Revision.BYZANTIUM)
+    assert fork.initcode_byte_gas == 0 and fork.max_initcode_size is None
+    later = rules(Revision.LONDON)
+    assert later.initcode_byte_gas == GAS_INITCODE_BYTE_EWASM
+    assert later.max_initcode_size == MAX_INITCODE_SIZE_EWASM
+
+
+def test_create_pays_per_byte_of_init_code_after_byzantium(wat):
+    # Init code that is not Wasm fails to deploy, but only after create has charged.
+    spent = {}
+    for rev in (Revision.BYZANTIUM, Revision.LONDON):
+        for n in (0, 1000):
+            status, create_status, gas = _create_with(wat, rev, n)
+            assert status == StatusCode.SUCCESS and create_status != -1
+            spent[rev, n] = gas
+    # The junk init code never runs as Wasm (it is not), so what create spends besides
+    # its charge does not depend on the length: Byzantium charges nothing per byte,
+    # London 24 gas a byte.
+    assert spent[Revision.BYZANTIUM, 1000] == spent[Revision.BYZANTIUM, 0]
+    assert spent[Revision.LONDON, 1000] - spent[Revision.LONDON, 0] == \
+        1000 * GAS_INITCODE_BYTE_EWASM
+
+
+def test_create_over_the_init_code_limit_runs_out_of_gas_before_reading(wat):
+    status, _, _ = _create_with(wat, Revision.LONDON, MAX_INITCODE_SIZE_EWASM + 1)
+    assert status == StatusCode.OUT_OF_GAS
+    # At the limit it is charged and runs (the memory holds 512 KiB: it can be read).
+    status, create_status, _ = _create_with(wat, Revision.LONDON, MAX_INITCODE_SIZE_EWASM)
+    assert status == StatusCode.SUCCESS and create_status != -1
+    # Byzantium has no limit (Hera).
+    status, _, _ = _create_with(wat, Revision.BYZANTIUM, MAX_INITCODE_SIZE_EWASM + 1)
+    assert status == StatusCode.SUCCESS
+
+
+def test_creation_transactions_pay_for_and_limit_their_init_code():
+    tx = Transaction(sender=SENDER, to=None, nonce=0, gas_limit=10**7, gas_price=1, value=0,
+                     data=b"\1" * 1000)
+    call = Transaction(sender=SENDER, to=SELF, nonce=0, gas_limit=10**7, gas_price=1,
+                       value=0, data=b"\1" * 1000)
+    # A creation costs what a call with the same data costs, plus the creation's base
+    # (EIP-2) and, after Byzantium, 24 gas a byte of init code.
+    for rev, per_byte in ((Revision.BYZANTIUM, 0), (Revision.LONDON, GAS_INITCODE_BYTE_EWASM)):
+        assert intrinsic_gas(tx, rev) - intrinsic_gas(call, rev) == \
+            rules(rev).tx_create_gas + 1000 * per_byte
+    big = Transaction(sender=SENDER, to=None, nonce=0, gas_limit=3 * 10**7, gas_price=1,
+                      value=0, data=b"\1" * (MAX_INITCODE_SIZE_EWASM + 1))
+    backend = MemoryBackend.from_accounts({SENDER: Account(balance=10**18)})
+    env = BlockEnv(coinbase=b"\xc0" * 20, number=1, timestamp=1000, gas_limit=3 * 10**7,
+                   difficulty=0, base_fee=0)
+    with pytest.raises(InvalidTransaction, match="max initcode size exceeded"):
+        check_transaction(backend, env, big, Revision.LONDON)
