@@ -43,13 +43,20 @@ class StateHost:
     """Implements evmc_bridge.Host for one transaction.
 
     vm: runs every frame (default: the engine, `ewasm.execute`; any EVMC VM loaded with
-    `evmc_bridge.load_vm` fits); engine_options are passed to it as keywords."""
+    `evmc_bridge.load_vm` fits); engine_options are passed to it as keywords.
+    max_code_size: the largest code a CREATE may deploy ("fork": the revision's EIP-170
+    limit; None: none)."""
 
     def __init__(self, backend: StateBackend, tx_context: TxContext, revision: Revision, *,
                  block_hash: Callable[[int], bytes] | None = None,
                  engine_options: dict[str, Any] | None = None,
-                 loader: CodeLoader | None = None, vm: VM | None = None) -> None:
+                 loader: CodeLoader | None = None, vm: VM | None = None,
+                 max_code_size: int | None | str = "fork") -> None:
         self.backend = backend
+        # The largest code a CREATE may deploy: the fork's (EIP-170 from Spurious Dragon),
+        # None for no limit (as the Ewasm testnet), or a number of bytes (a chain option).
+        self.max_code_size = rules(revision).max_code_size if max_code_size == "fork" \
+            else max_code_size
         self.loader = loader
         self.vm: VM = ewasm.execute if vm is None else vm
         self.tx_context = tx_context
@@ -226,11 +233,11 @@ class StateHost:
                 return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
                                    message=f"deployed code: {type(exc).__name__}: {exc}")
         deposit = self.rules.code_deposit_gas * len(code)
-        limit = self.rules.max_code_size
+        limit = self.max_code_size
         if limit is not None and len(code) > limit:
             self._revert(snap)
             return Result.make(StatusCode.FAILURE, message=f"code of {len(code)} bytes exceeds "
-                                                           f"EIP-170's {limit}")
+                                                           f"the limit of {limit}")
         if result.gas_left < deposit:
             self._revert(snap)
             return Result.make(StatusCode.OUT_OF_GAS, message="not enough gas for code deposit")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
-from evmc_bridge.abc import CodeLoader
+from evmc_bridge.abc import VM, CodeLoader
 from evmc_bridge.constants import ZERO_BYTES32
 from evmc_bridge.forks import rules
 from gasmeter import MeteringPolicy
@@ -110,8 +110,12 @@ def check_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction,
 def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
                       revision: Revision = Revision.BYZANTIUM,
                       options: Mapping[str, str] | None = None,
-                      loader: CodeLoader | None = None) -> TxOutcome:
+                      loader: CodeLoader | None = None, vm: VM | None = None,
+                      max_code_size: int | None | str = "fork") -> TxOutcome:
     """Apply tx to backend (mutating it); an invalid tx leaves the backend unchanged.
+
+    vm and max_code_size go to the StateHost (a VM that wraps the engine, e.g. a tracer;
+    the code-size limit of the chain, None for none).
 
     options: `debug` goes to the engine; `metering` ("true"/"false") runs every CREATE
     under gasmeter's MeteringPolicy when no loader is given. loader prepares the code of
@@ -135,7 +139,8 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
                            block_prev_randao=env.difficulty, chain_id=env.chain_id,
                            block_base_fee=env.base_fee)
     host = StateHost(backend, tx_context, revision, block_hash=env.block_hash,
-                     engine_options=engine_opts, loader=loader)
+                     engine_options=engine_opts, loader=loader, vm=vm,
+                     max_code_size=max_code_size)
     contract = None
     if tx.to is None:
         contract = create_address(tx.sender, tx.nonce)

@@ -16,6 +16,7 @@ import importlib
 
 import pytest
 
+import ewasm
 from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
 from ewasm.runtime import vmem
 from state.backend import Account
@@ -246,3 +247,39 @@ def test_creation_transactions_pay_for_and_limit_their_init_code():
                    difficulty=0, base_fee=0)
     with pytest.raises(InvalidTransaction, match="max initcode size exceeded"):
         check_transaction(backend, env, big, Revision.LONDON)
+
+
+def test_the_code_size_limit_is_the_hosts_option(wat):
+    # Init code that finishes 30,000 bytes of its memory as the code to deploy (not Wasm,
+    # so stored as it is): over EIP-170's 24,576.
+    init = wat("""(module (import "ethereum" "finish" (func $f (param i32 i32)))
+      (memory 1) (export "memory" (memory 0))
+      (func (export "main") (call $f (i32.const 0) (i32.const 30000))))""")
+    outcomes = {}
+    for limit in ("fork", None, 40_000, 20_000):
+        backend = MemoryBackend()
+        host = StateHost(backend, TxContext(), Revision.LONDON, max_code_size=limit)
+        msg = Message(kind=CallKind.CREATE, gas=10**8, sender=SENDER, input=init)
+        r = host.create(msg, SELF)
+        outcomes[limit] = (r.status, len(backend.get_code(SELF)))
+    assert outcomes["fork"][0] == StatusCode.FAILURE  # EIP-170 at London
+    assert outcomes[None] == (StatusCode.SUCCESS, 30000)
+    assert outcomes[40_000] == (StatusCode.SUCCESS, 30000)
+    assert outcomes[20_000] == (StatusCode.FAILURE, 0)
+
+
+def test_apply_transaction_runs_frames_on_the_vm_given(wat):
+    seen = []
+
+    def vm(host, revision, message, code, **options):
+        seen.append(message.depth)
+        return ewasm.execute(host, revision, message, code, **options)
+
+    backend = MemoryBackend.from_accounts({SELF: Account(code=wat(SELF_CALLER)),
+                                           SENDER: Account(balance=10**18)})
+    tx = Transaction(sender=SENDER, to=SELF, nonce=0, gas_limit=10**7, gas_price=1,
+                     value=0, data=b"\x27")  # depth 39: two frames
+    env = BlockEnv(coinbase=b"\xc0" * 20, number=1, timestamp=1000, gas_limit=10**7,
+                   difficulty=0x20000)
+    out = apply_transaction(backend, env, tx, vm=vm)
+    assert out.status == StatusCode.SUCCESS and seen == [0, 1]
