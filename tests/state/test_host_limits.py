@@ -283,3 +283,75 @@ def test_apply_transaction_runs_frames_on_the_vm_given(wat):
                    difficulty=0x20000)
     out = apply_transaction(backend, env, tx, vm=vm)
     assert out.status == StatusCode.SUCCESS and seen == [0, 1]
+
+
+# --- RSS (issue 19 point 3, at full size: nightly) ----------------------------------------
+# Grows its memory a page at a time as far as it may, writing every page, then calls
+# itself; the top frame reports how deep the chain went.
+GREEDY = """
+(module
+  (import "ethereum" "getCallDataSize" (func $cds (result i32)))
+  (import "ethereum" "callDataCopy" (func $cdc (param i32 i32 i32)))
+  (import "ethereum" "getAddress" (func $addr (param i32)))
+  (import "ethereum" "getGasLeft" (func $gas (result i64)))
+  (import "ethereum" "call" (func $call (param i64 i32 i32 i32 i32) (result i32)))
+  (import "ethereum" "finish" (func $finish (param i32 i32)))
+  (memory 1)
+  (export "memory" (memory 0))
+  (func (export "main") (local $p i32) (local $a i32)
+    (if (call $cds) (then (call $cdc (i32.const 0) (i32.const 0) (i32.const 4))))
+    (block $full (loop $grow
+      (local.set $p (memory.grow (i32.const 1)))
+      (br_if $full (i32.eq (local.get $p) (i32.const -1)))
+      (local.set $a (i32.mul (local.get $p) (i32.const 65536)))
+      (loop $touch  ;; every 4 KiB page of the new Wasm page
+        (i64.store (local.get $a) (i64.const -1))
+        (local.set $a (i32.add (local.get $a) (i32.const 4096)))
+        (br_if $touch (i32.rem_u (local.get $a) (i32.const 65536))))
+      (br $grow)))
+    (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+    (call $addr (i32.const 32))
+    (drop (call $call (call $gas) (i32.const 32) (i32.const 64) (i32.const 0) (i32.const 4)))
+    (call $finish (i32.const 0) (i32.const 4))))
+"""
+
+_RSS_PROBE = r"""
+import resource, sys, time
+sys.path[:0] = {paths!r}
+from evmc_bridge import CallKind, Message, Revision, TxContext
+from state.backend import Account
+from state.host import StateHost
+from state.memory import MemoryBackend
+code = bytes.fromhex({code!r})
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+backend = MemoryBackend.from_accounts({{b"\x5e" * 20: Account(code=code)}})
+host = StateHost(backend, TxContext(), Revision.LONDON)
+msg = Message(kind=CallKind.CALL, gas=30_000_000, recipient=b"\x5e" * 20,
+              code_address=b"\x5e" * 20)
+host.message_call(Message(kind=CallKind.CALL, gas=1000, recipient=b"\x5e" * 20,
+                          code_address=b"\x5e" * 20))  # compiled and warm
+before, peak0 = rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+r = host.message_call(msg)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+time.sleep(1)
+print(r.status, before, max(peak, peak0), rss())
+"""
+
+
+@pytest.mark.nightly
+def test_a_greedy_self_calling_contract_stays_within_512_mib(wat):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    script = _RSS_PROBE.format(paths=[root], code=wat(GREEDY).hex())
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    status, before, peak, after = map(int, out.stdout.split())
+    assert status == 0
+    assert peak - before <= 512 * 2**20, f"peak RSS grew by {(peak - before) >> 20} MiB"
+    assert after - before <= 64 * 2**20, f"RSS stayed {(after - before) >> 20} MiB higher"
