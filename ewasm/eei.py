@@ -543,8 +543,12 @@ def _bind(impl: Callable[..., int | None]) -> Callable[..., int | None]:
 
 # One HostFunc per EEI function for the whole process (their native trampolines are
 # built once); they act on the innermost frame of the calling thread.
+# The EEI functions that run another frame (and so re-enter compiled code).
+_REENTERING = frozenset({"call", "callCode", "callDelegate", "callStatic", "create"})
+
 HOST_FUNCS: dict[tuple[str, str], HostFunc] = {
-    **{("ethereum", n): HostFunc(EEI_SIGNATURES[n], _bind(fn)) for n, fn in IMPLEMENTATIONS.items()},
-    **{("debug", n): HostFunc(DEBUG_SIGNATURES[n], _bind(fn))
+    **{("ethereum", n): HostFunc(EEI_SIGNATURES[n], _bind(fn), reenters=n in _REENTERING)
+       for n, fn in IMPLEMENTATIONS.items()},
+    **{("debug", n): HostFunc(DEBUG_SIGNATURES[n], _bind(fn), reenters=False)
        for n, fn in DEBUG_IMPLEMENTATIONS.items()},
 }

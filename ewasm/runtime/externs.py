@@ -235,9 +235,14 @@ class NativeFunc:
 class HostFunc:
     """A function implemented in Python, with its Wasm type (checked when linking)."""
 
-    def __init__(self, type: FuncType, fn: Callable[..., Any]) -> None:
+    def __init__(self, type: FuncType, fn: Callable[..., Any], *,
+                 reenters: bool = True) -> None:
+        """reenters=False promises that fn never calls back into compiled code (nothing
+        it calls runs Wasm): its calls then skip the bookkeeping of the caller's
+        call-depth budget that a nested call needs."""
         self.type = type
         self.fn = fn
+        self.reenters = reenters
         self._trampoline = None  # built on first use by runtime.calls
         # A unique address standing for this function's context: never an instance's.
         self._vmctx = ctypes.c_int64(0)
