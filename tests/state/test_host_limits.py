@@ -355,3 +355,63 @@ def test_a_greedy_self_calling_contract_stays_within_512_mib(wat):
     assert status == 0
     assert peak - before <= 512 * 2**20, f"peak RSS grew by {(peak - before) >> 20} MiB"
     assert after - before <= 64 * 2**20, f"RSS stayed {(after - before) >> 20} MiB higher"
+
+
+_RLIMIT_PROBE = r"""
+import resource, sys
+sys.path[:0] = {paths!r}
+from pathlib import Path
+from evmc_bridge import Revision
+from state.backend import Account
+from state.errors import ExecutionFailed
+from state.memory import MemoryBackend
+from state.root import state_root
+from state.transaction import BlockEnv, Transaction, apply_transaction
+code = bytes.fromhex({code!r})
+sender = bytes.fromhex("a94f5374fce5edbc8e2a8697c15331677e6ebf0b")
+target = b"\xab" * 20
+def run():
+    backend = MemoryBackend.from_accounts({{target: Account(code=code),
+                                            sender: Account(balance=10**18)}})
+    tx = Transaction(sender=sender, to=target, nonce=0, gas_limit=30_000_000, gas_price=1,
+                     value=0, data=b"")
+    env = BlockEnv(coinbase=b"\xc0" * 20, number=1, timestamp=1000, gas_limit=30_000_000,
+                   difficulty=0x20000)
+    try:
+        out = apply_transaction(backend, env, tx, revision=Revision.LONDON)
+    except ExecutionFailed as exc:
+        return "failed", state_root(backend).hex()
+    return "applied", state_root(backend).hex()
+run()  # compiled and warm, then under the limit if one is asked for
+if {limit!r}:
+    with open("/proc/self/statm") as f:
+        size = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (size + {limit!r}, size + {limit!r}))
+print(*run())
+"""
+
+
+def test_address_space_limits_give_the_same_root_or_an_internal_error(wat):
+    """Issue 19 point 4: the same transaction (a 1-page contract that writes a slot at
+    each depth and calls itself, 30 M gas) with and without an RLIMIT_AS that stops it
+    long before its end: the same state root, or ExecutionFailed (nothing applied),
+    never a different root."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = wat((root / "fixtures/state/recurse.wat").read_text()).hex()
+    outcomes = []
+    for limit in (0, 1536 * 2**20):
+        script = _RLIMIT_PROBE.format(paths=[str(root)], code=code, limit=limit)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        outcomes.append(out.stdout.split())
+    (free_kind, free_root), (limited_kind, limited_root) = outcomes
+    assert free_kind == "applied"
+    # Under the limit the chain cannot reach depth 1024 (64 MiB reserved a frame):
+    # the transaction is refused as a whole, never applied with a shallower chain.
+    assert limited_kind == "failed"
+    assert limited_root != free_root  # not applied: the pre-state's root
