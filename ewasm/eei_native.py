@@ -1,8 +1,9 @@
 """The EEI functions whose work is a gas charge, a bounds check and a copy, in native code.
 
 getCallDataSize, callDataCopy, getCodeSize, codeCopy, getReturnDataSize, returnDataCopy,
-getCaller, getAddress, getCallValue, getGasLeft, finish and revert touch only the message,
-the frame's buffers and the contract's memory. Calling them through Python would box every
+getCaller, getAddress, getCallValue, getGasLeft, finish, revert and the getters of the
+transaction's context touch only the message, the transaction, the frame's buffers and
+the contract's memory. Calling them through Python would box every
 argument and take ~10 us a call; here they are LLVM IR that this engine writes and
 compiles once per process (through the same compile workers as contracts), called by
 compiled code through the ordinary wrapper ABI (abi.py):
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import ctypes
 
-from evmc_bridge import Result, StatusCode
+from evmc_bridge import Result, StatusCode, TxContext
 from evmc_bridge.constants import GAS_BASE, GAS_COPY_WORD, GAS_VERYLOW, U128_LIMIT
 from evmc_bridge.errors import BadMessageError
 
@@ -58,6 +59,15 @@ class NativeFrame(ctypes.Structure):
         ("address", ctypes.c_char * 20),  # +108
         ("value", ctypes.c_char * 16),  # +128: little-endian, as getCallValue stores it
         ("value_ok", ctypes.c_int64),  # +144: 0 when the value does not fit in 128 bits
+        # The transaction's context, for contracts that import its getters (fill_tx):
+        ("tx_origin", ctypes.c_char * 20),  # +152
+        ("coinbase", ctypes.c_char * 20),  # +172
+        ("gas_price", ctypes.c_char * 16),  # +192: little-endian
+        ("gas_price_ok", ctypes.c_int64),  # +208
+        ("difficulty", ctypes.c_char * 32),  # +216: little-endian (prev_randao)
+        ("block_gas_limit", ctypes.c_uint64),  # +248
+        ("block_number", ctypes.c_uint64),  # +256
+        ("block_timestamp", ctypes.c_uint64),  # +264
     ]
 
     def __init__(self) -> None:
@@ -65,11 +75,14 @@ class NativeFrame(ctypes.Structure):
         # What fill() last wrote (Python attributes, not fields).
         self.last_call_data = self.last_code = self.last_sender = self.last_recipient = None
         self.last_value = -1
+        self.last_tx = None
 
 
 _OFF = {name: getattr(NativeFrame, name).offset for name, _ in NativeFrame._fields_}
-assert ctypes.sizeof(NativeFrame) == 152
+assert ctypes.sizeof(NativeFrame) == 272
 _CALLER, _ADDRESS, _VALUE = _OFF["caller"], _OFF["address"], _OFF["value"]
+_ORIGIN, _COINBASE, _GAS_PRICE, _DIFFICULTY = (_OFF["tx_origin"], _OFF["coinbase"],
+                                               _OFF["gas_price"], _OFF["difficulty"])
 _memmove = ctypes.memmove
 
 
@@ -196,16 +209,18 @@ stop:
   ret i32 {STATUS_EXIT}
 }}""")
 
-    def fixed_store(name: str, field: str, size: int, check_value: bool = False) -> None:
-        check = ""
-        if check_value:
+    def fixed_store(name: str, field: str, size: int, check: str | None = None,
+                    which: int = 0) -> None:
+        """Charge, then (check: the field saying the value fits) the range, then store
+        `size` bytes of `field` at the address argument."""
+        if check:
             check = f"""
-  %vp = getelementptr inbounds i8, ptr %nf, i64 {o['value_ok']}
+  %vp = getelementptr inbounds i8, ptr %nf, i64 {o[check]}
   %vok = load i64, ptr %vp
   %fits = icmp ne i64 %vok, 0
   br i1 %fits, label %store, label %toobig
 toobig:
-  call void @end4(ptr %nf, i64 {_VALUE_RANGE}, i64 0, i64 0, i64 0, i64 0)
+  call void @end4(ptr %nf, i64 {_VALUE_RANGE}, i64 {which}, i64 0, i64 0, i64 0)
   br label %stop"""
         else:
             check = "\n  br label %store"
@@ -250,7 +265,14 @@ stop:
     copier("returnDataCopy", "return_data", _RETURN_DATA)
     fixed_store("getCaller", "caller", 20)
     fixed_store("getAddress", "address", 20)
-    fixed_store("getCallValue", "value", 16, check_value=True)
+    fixed_store("getCallValue", "value", 16, check="value_ok")
+    fixed_store("getTxOrigin", "tx_origin", 20)
+    fixed_store("getBlockCoinbase", "coinbase", 20)
+    fixed_store("getTxGasPrice", "gas_price", 16, check="gas_price_ok", which=1)
+    fixed_store("getBlockDifficulty", "difficulty", 32)
+    size_getter("getBlockGasLimit", "block_gas_limit")
+    size_getter("getBlockNumber", "block_number")
+    size_getter("getBlockTimestamp", "block_timestamp")
     out.append(f"""
 define i32 @getGasLeft(ptr %nf, ptr %cc, ptr %vals) {{
   %ok = call i1 @charge(ptr %nf, ptr %cc, i64 {GAS_BASE})
@@ -270,9 +292,13 @@ stop:
     return "\n".join(out)
 
 
+# The getters of the transaction's context: a frame of a contract that imports one fills
+# the context in (fill_tx) before it runs.
+TX_GETTERS = ("getTxOrigin", "getBlockCoinbase", "getTxGasPrice", "getBlockDifficulty",
+              "getBlockGasLimit", "getBlockNumber", "getBlockTimestamp")
 NATIVE_NAMES = ("getCallDataSize", "getCodeSize", "getReturnDataSize", "callDataCopy",
                 "codeCopy", "returnDataCopy", "getCaller", "getAddress", "getCallValue",
-                "getGasLeft", "finish", "revert")
+                "getGasLeft", "finish", "revert", *TX_GETTERS)
 _TABLE_SYMBOL = "ewasm_eei_natives"
 assert all(n in EEI_SIGNATURES for n in NATIVE_NAMES)
 
@@ -327,6 +353,36 @@ def fill(nf: NativeFrame, call_data: bytes, code: bytes, sender: bytes, recipien
         nf.last_sender, nf.last_recipient, nf.last_value = sender, recipient, value
 
 
+_U64 = (1 << 64) - 1
+_U256_LIMIT = 1 << 256
+
+
+def fill_tx(nf: NativeFrame, tx: TxContext) -> None:
+    """The transaction's context for its native getters (unchanged: not written again).
+    Numbers are stored as eei.py's getters give them: the i64 getters' results as their
+    64-bit patterns, the gas price little-endian in 128 bits (or marked too big), the
+    difficulty (prev_randao) little-endian in 256 bits."""
+    if tx is nf.last_tx:
+        return
+    base = ctypes.addressof(nf)
+    _memmove(base + _ORIGIN, tx.tx_origin, 20)
+    _memmove(base + _COINBASE, tx.block_coinbase, 20)
+    price = tx.tx_gas_price
+    if 0 <= price < U128_LIMIT:
+        _memmove(base + _GAS_PRICE, price.to_bytes(16, "little"), 16)
+        nf.gas_price_ok = 1
+    else:
+        nf.gas_price_ok = 0
+    randao = tx.block_prev_randao
+    if not 0 <= randao < _U256_LIMIT:
+        raise BadMessageError("block_prev_randao does not fit in 256 bits")
+    _memmove(base + _DIFFICULTY, randao.to_bytes(32, "little"), 32)
+    nf.block_gas_limit = tx.block_gas_limit & _U64
+    nf.block_number = tx.block_number & _U64
+    nf.block_timestamp = tx.block_timestamp & _U64
+    nf.last_tx = tx
+
+
 def result_of(nf: NativeFrame, memory, gas_left: int) -> Result:
     """The Result of a run that a native function ended: what eei.py's Stop or Abort for
     the same event gives (status, gas, output, message)."""
@@ -339,7 +395,8 @@ def result_of(nf: NativeFrame, memory, gas_left: int) -> Result:
         return Result.make(StatusCode.OUT_OF_GAS, message=f"out of gas: needs {a}, {b} left")
     if kind == _VALUE_RANGE:
         return Result.make(StatusCode.ARGUMENT_OUT_OF_RANGE,
-                           message="call value does not fit in 128 bits")
+                           message=f"{'gas price' if a else 'call value'} does not fit in "
+                                   "128 bits")
     if kind == _RANGE:
         if a == _WRITE:
             message = f"memory write [{b}, +{c}) out of bounds"
@@ -352,4 +409,4 @@ def result_of(nf: NativeFrame, memory, gas_left: int) -> Result:
                        message=f"native EEI exit of unknown kind {kind}")
 
 
-__all__ = ["NATIVE_NAMES", "NativeFrame", "result_of", "fill", "native_addresses"]
+__all__ = ["NATIVE_NAMES", "TX_GETTERS", "NativeFrame", "result_of", "fill", "native_addresses"]

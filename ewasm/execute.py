@@ -80,6 +80,7 @@ class _Prepared:
     externs: tuple  # one extern per import, in order
     main: int  # the function index of the export "main"
     min_pages: int  # the initial size of its memory
+    needs_tx: bool  # imports a native getter of the transaction's context
     pool: list = field(default_factory=list, compare=False)  # idle Instances, reset on reuse
 
     def acquire(self, gas: int) -> Instance:
@@ -219,7 +220,9 @@ def _prepare(code: bytes, debug: bool, tier: str, *,
             externs.append(eei.HOST_FUNCS[imp.module, imp.name])
     main = next(e.index for e in module.exports if e.name == "main" and e.kind == EXTERN_FUNC)
     min_pages = module.memories[0].limits.min if module.memories else 0
-    return _Prepared(compiled, tuple(externs), main, min_pages)
+    needs_tx = any(isinstance(e, NativeFunc) and e.name in eei_native.TX_GETTERS
+                   for e in externs)
+    return _Prepared(compiled, tuple(externs), main, min_pages, needs_tx)
 
 
 def _checked(code: bytes, debug: bool) -> Module:
@@ -319,6 +322,8 @@ def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
         native = frame.native = instance.native_frame
         eei_native.fill(native, frame.msg.input, code, message.sender, message.recipient,
                         message.value)
+        if prepared.needs_tx:
+            eei_native.fill_tx(native, frame.tx)
         try:
             return _invoke_main(instance, prepared.main)
         finally:

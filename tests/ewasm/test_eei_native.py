@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ewasm
-from evmc_bridge import CallKind, Message, Result, Revision, StatusCode
+from evmc_bridge import CallKind, Message, Result, Revision, StatusCode, TxContext
 from evmc_bridge.mocked_host import MockedHost
 from ewasm import eei_native
 from ewasm.runtime.externs import NativeFunc
@@ -44,6 +44,14 @@ OPS = [
     ("getGasLeft", "(result i64)", "(i64.store (i32.const 0) (call $getGasLeft))"),
     ("finish", "(param i32 i32)", "(call $finish (local.get 0) (local.get 1))"),
     ("revert", "(param i32 i32)", "(call $revert (local.get 0) (local.get 1))"),
+    ("getTxOrigin", "(param i32)", "(call $getTxOrigin (local.get 0))"),
+    ("getBlockCoinbase", "(param i32)", "(call $getBlockCoinbase (local.get 0))"),
+    ("getTxGasPrice", "(param i32)", "(call $getTxGasPrice (local.get 0))"),
+    ("getBlockDifficulty", "(param i32)", "(call $getBlockDifficulty (local.get 0))"),
+    ("getBlockGasLimit", "(result i64)", "(i64.store (i32.const 0) (call $getBlockGasLimit))"),
+    ("getBlockNumber", "(result i64)", "(i64.store (i32.const 0) (call $getBlockNumber))"),
+    ("getBlockTimestamp", "(result i64)",
+     "(i64.store (i32.const 0) (call $getBlockTimestamp))"),
 ]
 assert {name for name, _, _ in OPS} == set(eei_native.NATIVE_NAMES)
 
@@ -82,22 +90,31 @@ def contract(wat) -> bytes:
     return wat(contract_wat())
 
 
-def _run(code: bytes, native: bool, data: bytes, gas: int, value: int) -> Result:
+def _tx(price: int) -> TxContext:
+    return TxContext(tx_gas_price=price, tx_origin=bytes(range(0x70, 0x84)),
+                     block_coinbase=bytes(range(0x90, 0xA4)), block_number=2**64 + 0x0A0B0C,
+                     block_timestamp=0x5F5E1000, block_gas_limit=0x0102030405060708,
+                     block_prev_randao=int.from_bytes(bytes(range(1, 33)), "big"))
+
+
+def _run(code: bytes, native: bool, data: bytes, gas: int, value: int,
+         price: int = 0x0102030405) -> Result:
     old = execute_module.USE_NATIVE_EEI
     execute_module.USE_NATIVE_EEI = native
     execute_module._cache.clear()
     try:
         msg = Message(kind=CallKind.CALL, gas=gas, recipient=SELF, sender=CALLER, input=data,
                       value=value, code_address=SELF)
-        return ewasm.execute(MockedHost(), Revision.BYZANTIUM, msg, code)
+        return ewasm.execute(MockedHost(tx_context=_tx(price)), Revision.BYZANTIUM, msg, code)
     finally:
         execute_module.USE_NATIVE_EEI = old
         execute_module._cache.clear()
 
 
-def _same(code: bytes, data: bytes, gas: int, value: int) -> Result:
-    native = _run(code, True, data, gas, value)
-    python = _run(code, False, data, gas, value)
+def _same(code: bytes, data: bytes, gas: int, value: int,
+          price: int = 0x0102030405) -> Result:
+    native = _run(code, True, data, gas, value, price)
+    python = _run(code, False, data, gas, value, price)
     assert (native.status, native.gas_left, native.output, native.message) == \
         (python.status, python.gas_left, python.output, python.message)
     return native
@@ -118,7 +135,7 @@ def test_the_python_run_really_uses_python(contract):
         execute_module.USE_NATIVE_EEI = True
         execute_module._cache.clear()
     prepared = execute_module.prepare_contract(contract)
-    assert sum(isinstance(e, NativeFunc) for e in prepared.externs) == 12
+    assert sum(isinstance(e, NativeFunc) for e in prepared.externs) == len(OPS)
 
 
 def _near(*points: int) -> st.SearchStrategy[int]:
@@ -129,15 +146,16 @@ def _near(*points: int) -> st.SearchStrategy[int]:
 ARG = _near(0, 16, 32, MEM - 20, MEM - 16, MEM, 0xFFFFFFFF)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(op=st.integers(0, len(OPS) - 1), a=ARG, b=ARG, c=st.one_of(ARG, st.integers(0, 64)),
        tail=st.binary(max_size=64), value=st.one_of(st.integers(0, 2**130), st.just(2**128 - 1)),
-       gas_pad=st.integers(-8, 200))
-def test_native_and_python_agree(contract, op, a, b, c, tail, value, gas_pad):
+       gas_pad=st.integers(-8, 200),
+       price=st.one_of(st.integers(0, 2**130), st.just(2**128)))
+def test_native_and_python_agree(contract, op, a, b, c, tail, value, gas_pad, price):
     data = struct.pack("<4I", op, a, b, c) + tail
     # Gas around what the run needs up to the call, so the charge itself can fail.
     first = 3 + 3  # callDataCopy of 16 bytes
-    _same(contract, data, first + gas_pad if gas_pad < 100 else 1_000_000, value)
+    _same(contract, data, first + gas_pad if gas_pad < 100 else 1_000_000, value, price)
 
 
 @pytest.mark.parametrize("op", range(len(OPS)))
@@ -156,6 +174,9 @@ def test_out_of_range_value_and_memory_are_the_same(contract):
     value_op = [n for n, _, _ in OPS].index("getCallValue")
     r = _same(contract, struct.pack("<4I", value_op, 0, 0, 0), 100_000, 2**128)
     assert r.status == StatusCode.ARGUMENT_OUT_OF_RANGE
+    price_op = [n for n, _, _ in OPS].index("getTxGasPrice")
+    r = _same(contract, struct.pack("<4I", price_op, 0, 0, 0), 100_000, 0, price=2**128)
+    assert r.status == StatusCode.ARGUMENT_OUT_OF_RANGE and "gas price" in r.message
     copy_op = [n for n, _, _ in OPS].index("callDataCopy")
     r = _same(contract, struct.pack("<4I", copy_op, MEM - 4, 0, 8), 100_000, 0)
     assert r.status == StatusCode.INVALID_MEMORY_ACCESS
