@@ -415,3 +415,69 @@ def test_address_space_limits_give_the_same_root_or_an_internal_error(wat):
     # the transaction is refused as a whole, never applied with a shallower chain.
     assert limited_kind == "failed"
     assert limited_root != free_root  # not applied: the pre-state's root
+
+
+# Init code that grows and writes all the memory it may, then creates a copy of itself
+# (its own code, read with codeCopy): the self-creating shape of issue 19, no deployed
+# contract needed.
+GREEDY_CREATOR = """
+(module
+  (import "ethereum" "getCodeSize" (func $size (result i32)))
+  (import "ethereum" "codeCopy" (func $copy (param i32 i32 i32)))
+  (import "ethereum" "create" (func $create (param i32 i32 i32 i32) (result i32)))
+  (import "ethereum" "finish" (func $finish (param i32 i32)))
+  (memory 1)
+  (export "memory" (memory 0))
+  (func (export "main") (local $p i32) (local $a i32) (local $n i32)
+    (local.set $n (call $size))
+    (call $copy (i32.const 1024) (i32.const 0) (local.get $n))
+    (block $full (loop $grow
+      (local.set $p (memory.grow (i32.const 1)))
+      (br_if $full (i32.eq (local.get $p) (i32.const -1)))
+      (local.set $a (i32.mul (local.get $p) (i32.const 65536)))
+      (loop $touch
+        (i64.store (local.get $a) (i64.const -1))
+        (local.set $a (i32.add (local.get $a) (i32.const 4096)))
+        (br_if $touch (i32.rem_u (local.get $a) (i32.const 65536))))
+      (br $grow)))
+    (drop (call $create (i32.const 0) (i32.const 1024) (local.get $n) (i32.const 512)))
+    (call $finish (i32.const 0) (i32.const 0))))
+"""
+
+_RSS_CREATE_PROBE = r"""
+import resource, sys, time
+sys.path[:0] = {paths!r}
+from evmc_bridge import CallKind, Message, Revision, TxContext
+from state.host import StateHost
+from state.memory import MemoryBackend
+code = bytes.fromhex({code!r})
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+def create(gas):
+    host = StateHost(MemoryBackend(), TxContext(), Revision.BYZANTIUM)
+    return host.create(Message(kind=CallKind.CREATE, gas=gas, sender=b"\x5e" * 20,
+                               input=code), b"\xcc" * 20)
+create(1000)
+before = rss()
+r = create(30_000_000)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+time.sleep(1)
+print(int(r.status), before, peak, rss())
+"""
+
+
+@pytest.mark.nightly
+def test_a_greedy_self_creating_init_code_stays_within_512_mib(wat):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    script = _RSS_CREATE_PROBE.format(paths=[root], code=wat(GREEDY_CREATOR).hex())
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    status, before, peak, after = map(int, out.stdout.split())
+    assert peak - before <= 512 * 2**20, f"peak RSS grew by {(peak - before) >> 20} MiB"
+    assert after - before <= 64 * 2**20, f"RSS stayed {(after - before) >> 20} MiB higher"
