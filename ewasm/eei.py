@@ -74,7 +74,7 @@ class Frame:
     """One execution of one contract: its message, memory, gas and return buffer."""
 
     __slots__ = ("host", "msg", "code", "memory", "ctx", "native", "_return_data", "debug",
-                 "_tx", "rules")
+                 "_tx", "rules", "table_pages")
 
     def __init__(self, host: Host, msg: Message, code: bytes, *, debug: bool = False,
                  rules: ForkRules | None = None) -> None:
@@ -85,9 +85,16 @@ class Frame:
         self.memory: Memory | None = None
         self.ctx = None  # the instance's VMContext: its gas field is the gas counter
         self.native = None  # the instance's eei_native.NativeFrame, when it has one
+        self.table_pages = 0  # what its table costs, in 64 KiB pages
         self._return_data = b""
         self.debug = debug
         self._tx: TxContext | None = None
+
+    @property
+    def pages(self) -> int:
+        """The host memory this frame holds, in 64 KiB pages: its memory and table."""
+        mem = self.memory
+        return self.table_pages + (mem.desc.size >> 16 if mem is not None else 0)
 
     @property
     def return_data(self) -> bytes:

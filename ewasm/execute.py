@@ -66,8 +66,8 @@ USE_NATIVE_EEI = os.environ.get("EWASM_NATIVE_EEI", "1") != "0"
 POOL_PER_CONTRACT = 2
 _IDLE_MEMORY_BYTES = 64 * 1024
 
-# Linear memory, in pages, that the frames of one execution may hold at once (a published
-# limit): each frame may grow only into what the frames below it leave, so a call chain
+# Linear memory and tables, in 64 KiB pages, that the frames of one execution may hold at
+# once (a published limit): each frame may grow only into what the frames below it leave, so a call chain
 # costs the host at most this much memory, whatever its depth. Frames nest strictly (a
 # caller cannot grow while its callee runs), so each frame's share is fixed when it starts
 # and the total never exceeds the budget; the same on every machine.
@@ -79,7 +79,7 @@ class _Prepared:
     compiled: CompiledModule
     externs: tuple  # one extern per import, in order
     main: int  # the function index of the export "main"
-    min_pages: int  # the initial size of its memory
+    min_pages: int  # the initial size of its memory and table, in pages of host memory
     needs_tx: bool  # imports a native getter of the transaction's context
     pool: list = field(default_factory=list, compare=False)  # idle Instances, reset on reuse
 
@@ -220,6 +220,8 @@ def _prepare(code: bytes, debug: bool, tier: str, *,
             externs.append(eei.HOST_FUNCS[imp.module, imp.name])
     main = next(e.index for e in module.exports if e.name == "main" and e.kind == EXTERN_FUNC)
     min_pages = module.memories[0].limits.min if module.memories else 0
+    if module.tables:  # a table costs host memory too: 32 bytes an entry
+        min_pages += -(-module.tables[0].limits.min * 32 // 65536)
     needs_tx = any(isinstance(e, NativeFunc) and e.name in eei_native.TX_GETTERS
                    for e in externs)
     return _Prepared(compiled, tuple(externs), main, min_pages, needs_tx)
@@ -300,9 +302,8 @@ def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
         sys.setrecursionlimit(_RECURSION_FOR_NESTING)
     used = 0
     for f in stack:
-        if f.memory is not None:
-            used += f.memory.desc.size
-    share = MEMORY_BUDGET_PAGES - (used >> 16)
+        used += f.pages
+    share = MEMORY_BUDGET_PAGES - used
     stack.append(frame)
     try:
         if prepared.min_pages > share:
@@ -315,9 +316,11 @@ def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
             return Result.make(StatusCode.INTERNAL_ERROR, message=str(exc))
         except ResourceLimitError as exc:
             return Result.make(StatusCode.FAILURE, message=str(exc))
+        table_pages = instance.table.pages if instance.table is not None else 0
         if instance.memory is not None:
-            instance.memory.limit(share)
+            instance.memory.limit(share - table_pages)
         frame.memory = instance.memory
+        frame.table_pages = table_pages
         frame.ctx = instance.ctx
         native = frame.native = instance.native_frame
         eei_native.fill(native, frame.msg.input, code, message.sender, message.recipient,

@@ -151,8 +151,20 @@ class Table:
         n = type.limits.min
         if n > max_elements:
             raise ResourceLimitError(f"table of {n} elements exceeds the engine limit")
-        self._elems = (abi.TableElem * max(n, 1))()
-        self.desc = abi.TableDesc(ctypes.addressof(self._elems), n, n)
+        size = max(n, 1) * abi.ELEM_SIZE
+        if size <= _CLEAR_IN_PLACE:
+            self._elems = (abi.TableElem * max(n, 1))()
+            base = ctypes.addressof(self._elems)
+        else:
+            # A big table costs pages only where entries are written (as a memory does).
+            try:
+                base = vmem.reserve(size)
+            except OSError as exc:
+                raise HostResourceError(f"cannot reserve {size} bytes of table: {exc}") \
+                    from None
+            self._release = weakref.finalize(self, vmem.release, base, size)
+            self._elems = None
+        self.desc = abi.TableDesc(base, n, n)
         # The instances whose functions entries may name (each keeps its own alive).
         self._instances: list[Any] = []
 
@@ -162,8 +174,17 @@ class Table:
 
     def reset(self) -> None:
         """Every element null again, at the initial size (an instance reused)."""
-        ctypes.memset(self.desc.elems, 0, self.desc.max * abi.ELEM_SIZE)
+        size = self.desc.max * abi.ELEM_SIZE
+        if self._elems is not None:
+            ctypes.memset(self.desc.elems, 0, size)
+        else:
+            vmem.discard(self.desc.elems, size)
         self.desc.size = self.type.limits.min
+
+    @property
+    def pages(self) -> int:
+        """The table's size in Wasm pages of host memory (what it may cost)."""
+        return -(-self.desc.max * abi.ELEM_SIZE // PAGE_SIZE)
 
     def current_type(self) -> TableType:
         return TableType(self.type.elem_type, Limits(self.size, self.type.limits.max))

@@ -366,8 +366,9 @@ class Instance:
         ctx.budget = DEFAULT_STACK_BUDGET
         ctx.trap_code = ctx.trap_func = ctx.trap_offset = 0
         if fast is not None:
-            # The whole table is rewritten (its size cannot change without bulk memory's
-            # table.grow) and the descriptors stay dropped: nothing wrote them.
+            # Nothing in a Wasm 1.0 module writes a table or a descriptor after
+            # instantiation: the entries segments wrote are copied again all the same (as
+            # a guard, at the cost of what the segments hold), the rest stays null.
             self._apply_fast_init(fast, image_applied=True)
         else:
             if self.table is not None:
@@ -391,20 +392,22 @@ class Instance:
             return None  # an imported table or memory: shared, not the instance's to write
         if any(s.offset_expr[0][0] != I32_CONST for s in [*m.elems, *m.datas]):
             return None
-        words, own, imports = None, False, []
-        if m.tables:
-            size = m.tables[0].limits.min
-            words = array("Q", bytes(32 * size))
-            for k, seg in enumerate(m.elems):
-                image = t.elems[k]
-                if image.words is None:
-                    return None
-                off = seg.offset_expr[0][1] % (1 << 32)
-                words[4 * off:4 * (off + image.count)] = image.words
+        words, start, own, imports = None, 0, False, []
+        if m.tables and m.elems:
+            spans = [(seg.offset_expr[0][1] % (1 << 32), t.elems[k]) for k, seg in
+                     enumerate(m.elems)]
+            if any(image.words is None for _, image in spans):
+                return None
+            start = min(off for off, _ in spans)
+            end = max(off + image.count for off, image in spans)
+            words = array("Q", bytes(32 * (end - start)))  # only the entries written
+            for off, image in spans:
+                lo = off - start
+                words[4 * lo:4 * (lo + image.count)] = image.words
                 own = own or image.own
                 # A later segment may overwrite an import's entry: keep the last writer.
-                imports = [(j, imm) for j, imm in imports if not off <= j < off + image.count]
-                imports.extend((off + j, imm) for j, imm in image.imports)
+                imports = [(j, imm) for j, imm in imports if not lo <= j < lo + image.count]
+                imports.extend((lo + j, imm) for j, imm in image.imports)
         writes = [(seg.offset_expr[0][1] % (1 << 32), seg.data) for seg in m.datas if seg.data]
         image = None
         if len(writes) > _IMAGE_SEGMENTS or sum(len(d) for _, d in writes) > _IMAGE_BYTES:
@@ -413,7 +416,7 @@ class Instance:
             span = -(-end // mmap.PAGESIZE) * mmap.PAGESIZE
             if span <= m.memories[0].limits.min * PAGE_SIZE:
                 image = MemoryImage(writes, span)
-        return FastInit(words, own, tuple(imports), writes, image)
+        return FastInit(words, start, own, tuple(imports), writes, image)
 
     def _apply_fast_init(self, fast: FastInit, image_applied: bool) -> None:
         if fast.table_words is not None:
@@ -429,7 +432,8 @@ class Instance:
                     words[4 * j:4 * j + 4] = array(
                         "Q", [ref.internal, ref.wrapper, ref.vmctx, ref.sig])
                 self._table_words = words
-            _memmove(self.table.desc.elems, words.buffer_info()[0], 8 * len(words))
+            _memmove(self.table.desc.elems + fast.table_start * abi.ELEM_SIZE,
+                     words.buffer_info()[0], 8 * len(words))
         if fast.image is not None:
             if not image_applied:
                 self.memory.reset_to_image(fast.image)

@@ -107,7 +107,10 @@ class FastInit:
     with one copy of the table (its own context filled in by a strided copy) and one
     mapping of the memory image (or a copy per segment when there are few)."""
 
-    table_words: array | None  # the initial table, 4 x u64 per entry; own contexts 0
+    table_words: array | None  # entries [table_start, ...) of the initial table: 4 x u64
+    # per entry, own contexts 0; every other entry is null (and nothing in a Wasm 1.0
+    # module writes a table after instantiation)
+    table_start: int
     table_own: bool
     table_imports: tuple[tuple[int, int], ...]  # (entry, imported function index)
     writes: list[tuple[int, bytes]]  # the data segments, in order

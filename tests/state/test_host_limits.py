@@ -18,6 +18,7 @@ import pytest
 
 import ewasm
 from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
+from evmc_bridge.mocked_host import MockedHost
 from ewasm.runtime import vmem
 from state.backend import Account
 from state.errors import ExecutionFailed
@@ -319,6 +320,7 @@ _RSS_PROBE = r"""
 import resource, sys, time
 sys.path[:0] = {paths!r}
 from evmc_bridge import CallKind, Message, Revision, TxContext
+from evmc_bridge.mocked_host import MockedHost
 from state.backend import Account
 from state.host import StateHost
 from state.memory import MemoryBackend
@@ -362,6 +364,7 @@ import resource, sys
 sys.path[:0] = {paths!r}
 from pathlib import Path
 from evmc_bridge import Revision
+from evmc_bridge.mocked_host import MockedHost
 from state.backend import Account
 from state.errors import ExecutionFailed
 from state.memory import MemoryBackend
@@ -481,3 +484,16 @@ def test_a_greedy_self_creating_init_code_stays_within_512_mib(wat):
     status, before, peak, after = map(int, out.stdout.split())
     assert peak - before <= 512 * 2**20, f"peak RSS grew by {(peak - before) >> 20} MiB"
     assert after - before <= 64 * 2**20, f"RSS stayed {(after - before) >> 20} MiB higher"
+
+
+def test_a_table_counts_against_the_memory_budget(wat, monkeypatch):
+    # 100,000 entries of 32 bytes: 49 pages of host memory, with the 1-page memory 50.
+    code = wat("""(module (memory 1) (export "memory" (memory 0)) (table 100000 funcref)
+      (func (export "main")))""")
+    msg = Message(kind=CallKind.CALL, gas=1000)
+    monkeypatch.setattr(execute_module, "MEMORY_BUDGET_PAGES", 49)
+    r = ewasm.execute(MockedHost(), Revision.BYZANTIUM, msg, code)
+    assert r.status == StatusCode.FAILURE and "50 pages" in r.message
+    monkeypatch.setattr(execute_module, "MEMORY_BUDGET_PAGES", 50)
+    assert ewasm.execute(MockedHost(), Revision.BYZANTIUM, msg, code).status == \
+        StatusCode.SUCCESS
