@@ -14,6 +14,7 @@ nothing unwinds through compiled code.
 
 from __future__ import annotations
 
+import ctypes
 import sys
 import threading
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from .errors import ExecutionEnded
 from .runtime.externs import HostFunc, Memory
 
 _U32 = 0xFFFFFFFF
+_memmove = ctypes.memmove
 _STATUS_NAMES = {s: s.name for s in StatusCode}
 
 
@@ -141,7 +143,8 @@ class Frame:
         if mem is None or offset + len(data) > mem.desc.size:
             raise Abort(StatusCode.INVALID_MEMORY_ACCESS,
                         f"memory write [{offset}, +{len(data)}) out of bounds")
-        mem._mm[offset:offset + len(data)] = data
+        # A c_char array's slice assignment copies byte by byte (800 us for 24 KiB).
+        _memmove(mem.desc.base + offset, data, len(data))
 
     def store_u128(self, offset: int, value: int, what: str) -> None:
         if not 0 <= value < U128_LIMIT:

@@ -117,7 +117,8 @@ class Memory:
 
     def write(self, address: int, data: bytes) -> None:
         self._check(address, len(data))
-        self._mm[address : address + len(data)] = data
+        # Not a slice assignment: a c_char array's copies byte by byte.
+        ctypes.memmove(self.desc.base + address, data, len(data))
 
     def _check(self, address: int, length: int) -> None:
         if address < 0 or length < 0 or address + length > self.desc.size:
