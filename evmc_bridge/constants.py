@@ -62,3 +62,7 @@ MAX_CODE_SIZE_EIP170 = 24576  # Spurious Dragon on
 # the largest benchmark contract, 128 KB: at the worst rate ~5 s, for 6.3 M gas).
 GAS_INITCODE_BYTE_EWASM = 24
 MAX_INITCODE_SIZE_EWASM = 256 * 1024
+# finish/revert's output is copied out of the frame's memory, up to 64 MiB, which Hera
+# charged nothing for: from after Byzantium it pays what a copy pays, per 32-byte word
+# (GAS_COPY_WORD), checked after the range and before anything is copied.
+GAS_OUTPUT_WORD_EWASM = 3

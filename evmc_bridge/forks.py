@@ -35,6 +35,8 @@ class ForkRules:
     # compiled, and its size limit (None: none). Constants' comment says where from.
     initcode_byte_gas: int = 0
     max_initcode_size: int | None = None
+    # finish/revert: gas per 32-byte word of output (constants' comment says why).
+    output_word_gas: int = 0
 
 
 def rules(revision: Revision | int) -> ForkRules:
@@ -58,6 +60,7 @@ def _build(r: Revision) -> ForkRules:
         selfdestruct_refund=0 if london else c.REFUND_SELFDESTRUCT,
         initcode_byte_gas=c.GAS_INITCODE_BYTE_EWASM if r > Revision.BYZANTIUM else 0,
         max_initcode_size=c.MAX_INITCODE_SIZE_EWASM if r > Revision.BYZANTIUM else None,
+        output_word_gas=c.GAS_OUTPUT_WORD_EWASM if r > Revision.BYZANTIUM else 0,
     )
 
 

@@ -383,14 +383,22 @@ def fill_tx(nf: NativeFrame, tx: TxContext) -> None:
     nf.last_tx = tx
 
 
-def result_of(nf: NativeFrame, memory, gas_left: int) -> Result:
+def output_out_of_gas(cost: int, left: int) -> str:
+    return f"out of gas: the output needs {cost}, {left} left"
+
+
+def result_of(nf: NativeFrame, memory, gas_left: int, output_word_gas: int = 0) -> Result:
     """The Result of a run that a native function ended: what eei.py's Stop or Abort for
-    the same event gives (status, gas, output, message)."""
+    the same event gives (status, gas, output, message). output_word_gas: the revision's
+    charge per word of finish/revert output, taken before the output is copied."""
     kind, a, b, c, d = nf.end_kind, nf.end_a, nf.end_b, nf.end_c, nf.end_d
     if kind == _FINISH or kind == _REVERT:
+        cost = output_word_gas * ((b + 31) >> 5)
+        if cost > gas_left:
+            return Result.make(StatusCode.OUT_OF_GAS, message=output_out_of_gas(cost, gas_left))
         output = memory._mm[a:a + b] if b else b""
         return Result.make(StatusCode.SUCCESS if kind == _FINISH else StatusCode.REVERT,
-                           gas_left, output)
+                           gas_left - cost, output)
     if kind == _OUT_OF_GAS:
         return Result.make(StatusCode.OUT_OF_GAS, message=f"out of gas: needs {a}, {b} left")
     if kind == _VALUE_RANGE:

@@ -328,7 +328,7 @@ def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
         if prepared.needs_tx:
             eei_native.fill_tx(native, frame.tx)
         try:
-            return _invoke_main(instance, prepared.main)
+            return _invoke_main(instance, prepared.main, fork.output_word_gas)
         finally:
             # Every exit: the instance is reset before its next use, whatever it left.
             frame.memory = frame.ctx = None
@@ -337,14 +337,22 @@ def _run(host: Host, message: Message, code: bytes, prepared: _Prepared,
         stack.pop()
 
 
-def _invoke_main(instance: Instance, main: int) -> Result:
-    """Run main; its end (finish, revert, trap, out of gas) as the Result."""
+def _invoke_main(instance: Instance, main: int, output_word_gas: int) -> Result:
+    """Run main; its end (finish, revert, trap, out of gas) as the Result. From after
+    Byzantium, finish/revert pay output_word_gas per word of output once its range is
+    checked (both EEI implementations: here, the same rule and numbers)."""
     try:
         instance.call_void(main)
     except NativeExit:
-        return eei_native.result_of(instance.native_frame, instance.memory, instance.ctx.gas)
+        return eei_native.result_of(instance.native_frame, instance.memory, instance.ctx.gas,
+                                    output_word_gas)
     except eei.Stop as stop:
-        return Result.make(stop.status, instance.ctx.gas, stop.output)
+        gas = instance.ctx.gas
+        cost = output_word_gas * ((len(stop.output) + 31) >> 5)
+        if cost > gas:
+            return Result.make(StatusCode.OUT_OF_GAS,
+                               message=eei_native.output_out_of_gas(cost, gas))
+        return Result.make(stop.status, gas - cost, stop.output)
     except eei.Abort as abort:
         return Result.make(abort.status, message=str(abort))
     except Trap as trap:

@@ -497,3 +497,42 @@ def test_a_table_counts_against_the_memory_budget(wat, monkeypatch):
     monkeypatch.setattr(execute_module, "MEMORY_BUDGET_PAGES", 50)
     assert ewasm.execute(MockedHost(), Revision.BYZANTIUM, msg, code).status == \
         StatusCode.SUCCESS
+
+
+# finish/revert of [0, n) where n is the call data's first 4 bytes, after a 1024-page
+# memory: the output charge after Byzantium (3 gas a word, after the range check).
+BIG_FINISH = """(module
+  (import "ethereum" "callDataCopy" (func $cdc (param i32 i32 i32)))
+  (import "ethereum" "finish" (func $finish (param i32 i32)))
+  (import "ethereum" "revert" (func $revert (param i32 i32)))
+  (memory 1024) (export "memory" (memory 0))
+  (func (export "main")
+    (call $cdc (i32.const 0) (i32.const 0) (i32.const 5))
+    (if (i32.load8_u (i32.const 4))
+      (then (call $revert (i32.const 0) (i32.load (i32.const 0)))))
+    (call $finish (i32.const 0) (i32.load (i32.const 0)))))"""
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("revert", [0, 1])
+def test_finish_and_revert_pay_for_their_output_after_byzantium(wat, native, revert,
+                                                                monkeypatch):
+    monkeypatch.setattr(execute_module, "USE_NATIVE_EEI", native)
+    execute_module.clear_cache()
+    code = wat(BIG_FINISH)
+
+    def run(rev, n, gas=10**8):
+        data = n.to_bytes(4, "little") + bytes([revert])
+        return ewasm.execute(MockedHost(), rev, Message(gas=gas, input=data), code)
+
+    status = StatusCode.REVERT if revert else StatusCode.SUCCESS
+    n = 64 * 2**20  # the whole memory
+    byz, lon = run(Revision.BYZANTIUM, n), run(Revision.LONDON, n)
+    assert byz.status == lon.status == status and len(lon.output) == n
+    assert byz.gas_left - lon.gas_left == 3 * (n // 32)
+    # One gas short of the charge: out of gas, nothing copied; out of range: that first.
+    need = 10**8 - lon.gas_left
+    short = run(Revision.LONDON, n, gas=need - 1)
+    assert short.status == StatusCode.OUT_OF_GAS and short.output == b""
+    assert run(Revision.LONDON, n + 1).status == StatusCode.INVALID_MEMORY_ACCESS
+    execute_module.clear_cache()
