@@ -614,14 +614,21 @@ def _ender(fn: str, *, big: bool) -> Callable[[Params], Scenario]:
                                        extra=f'(data (i32.const 0) "{wat_bytes(SENDER)}")'))
             allowed, gas = (0,), 10_000
         else:
-            pages = (MAX_PAGES if p.full else 16) if big else 1
-            callee = finisher(p.wat2wasm, fn, pages * PAGE if big else 32, pages)
-            allowed, gas = ((0,) if fn == "finish" else (2,)), 1_000
+            # The callee's whole memory (64 MiB at full size), or as much as the budget
+            # pays for 8 times over: the output now pays 3 gas a word (after Byzantium).
+            pages = max(1, min(MAX_PAGES if p.full else 16,
+                               big_len(p, 3 / 2, MAX_PAGES * PAGE) // PAGE)) if big else 1
+            size = pages * PAGE if big else 32
+            callee = finisher(p.wat2wasm, fn, size, pages)
+            # From after Byzantium the output pays 3 gas a word: the callee gets that
+            # (and a margin), so that the whole output is copied each time.
+            allowed = (0,) if fn == "finish" else (2,)
+            gas = 3 * (-(-size // 32)) + 2_000 if big else 1_000
         s = call_loop(p, callee, gas=gas, allowed=allowed,
                       unroll=1 if big or fn == "selfDestruct" else 4,
                       probe_status=StatusCode.REVERT if fn == "revert" else StatusCode.SUCCESS)
         if big:
-            s.notes["output"] = (MAX_PAGES if p.full else 16) * PAGE
+            s.notes["output"] = size
         return s
     return build
 
