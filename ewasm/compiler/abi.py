@@ -15,6 +15,7 @@ function, so object bytes contain no process addresses and are cacheable by cont
      +64  budget (i64)                         SegDesc              +24 sig id (0 = null)
      +72  trap code (i32), +76 trap func (i32)  +0 data ptr
      +80  trap offset (i64)                     +8 length
+     +88  calls     -> ptr[n partitions] (baseline tier: each partition's call table)
 
 Two calling conventions:
 * internal: ``{i32 status, results...} @f<N>(ptr ctx, i64 budget, params...)``
@@ -24,13 +25,22 @@ Two calling conventions:
 * wrapper: ``i32 @w<N>(ptr callee_ctx, ptr caller_ctx, ptr values)`` with C linkage:
   arguments in, results out, through an array of 8-byte slots. Used by the runtime
   (Python entry), for imports, and for table calls that cross instances.
+
+Call tables (the baseline tier only): its code names no symbol. With the large code
+model (target.py) FastISel cannot materialise a symbol's address, and every block that
+calls a function by name fell back to SelectionDAG, which doubled the baseline's code
+generation time. Each partition has a table of what its code calls (functions, its
+helpers), `calls` in the context points at the table of those tables (CALLS_SYMBOL), and
+a call loads its callee from there. Every entry into compiled code from outside is a
+wrapper, and a baseline wrapper stores CALLS_SYMBOL's address in the callee's context
+first, so the runtime never sets the field.
 """
 
 from __future__ import annotations
 
 import ctypes
 
-ABI_VERSION = 4  # bump whenever compiled code or its calling convention changes
+ABI_VERSION = 5  # bump whenever compiled code or its calling convention changes
 
 CTX_MEMORY = 0
 CTX_GLOBALS = 8
@@ -44,7 +54,8 @@ CTX_BUDGET = 64
 CTX_TRAP_CODE = 72
 CTX_TRAP_FUNC = 76
 CTX_TRAP_OFFSET = 80
-CTX_SIZE = 88
+CTX_CALLS = 88
+CTX_SIZE = 96
 
 MEM_BASE = 0
 MEM_SIZE = 8
@@ -77,6 +88,8 @@ STATUS_HOST = 2  # a host function raised; the runtime holds the exception
 
 # Symbol the object exports: a table of (internal fn, wrapper fn) per defined function.
 FUNCS_SYMBOL = "ewasm_funcs"
+# Symbol of the baseline tier's table of partition call tables (see CTX_CALLS).
+CALLS_SYMBOL = "ewasm_calls"
 
 
 class VMContext(ctypes.Structure):
@@ -93,6 +106,7 @@ class VMContext(ctypes.Structure):
         ("trap_code", ctypes.c_int32),
         ("trap_func", ctypes.c_int32),
         ("trap_offset", ctypes.c_int64),
+        ("calls", ctypes.c_void_p),
     ]
 
 
@@ -129,6 +143,7 @@ def _check_layout() -> None:
     assert ctypes.sizeof(VMContext) == CTX_SIZE
     assert VMContext.budget.offset == CTX_BUDGET
     assert VMContext.trap_offset.offset == CTX_TRAP_OFFSET
+    assert VMContext.calls.offset == CTX_CALLS
     assert ctypes.sizeof(MemoryDesc) == MEM_DESC_SIZE
     assert ctypes.sizeof(TableDesc) == TABLE_DESC_SIZE
     assert ctypes.sizeof(TableElem) == ELEM_SIZE

@@ -29,6 +29,37 @@ def ret_type(ft: FuncType, gas: bool = False) -> str:
     return "{i32, " + ", ".join(_LT[t] for t in ft.results) + "}"
 
 
+class CallTable:
+    """What one baseline partition's code calls, by slot (see abi.CTX_CALLS): a call loads
+    its callee from the table instead of naming it, which keeps every call in FastISel
+    under the large code model. Slots are given in the order of first use, so the table
+    depends only on the module; slot 0 is the trap helper, which nearly every function
+    may call."""
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.slots: dict[str, int] = {TRAP_HELPER: 0}
+
+    def slot(self, symbol: str) -> int:
+        s = self.slots.get(symbol)
+        if s is None:
+            s = self.slots[symbol] = len(self.slots)
+        return s
+
+    def symbol(self) -> str:
+        return f"@ewasm.calls.{self.partition}"
+
+    def definition(self) -> str:
+        """The table's global (external beyond partition 0, whose root table names it)."""
+        linkage = "internal " if self.partition == 0 else ""
+        items = ", ".join(f"ptr {s}" for s in self.slots)
+        return f"{self.symbol()} = {linkage}constant [{len(self.slots)} x ptr] [{items}]"
+
+
+TRAP_HELPER = "@ewasm.trap"
+GROW_HELPER = "@ewasm.memory_grow"
+
+
 def _first_result(gas: bool) -> int:
     return 2 if gas else 1
 
@@ -56,7 +87,7 @@ class CallLowering:
         buf = self.vbuf(max(len(ft.params), len(ft.results)))
         bp = self.tmp()
         self.emit(f"{bp} = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_BUDGET}")
-        self.emit(f"store i64 %budget, ptr {bp}")
+        self.emit(f"store i64 {self.budget}, ptr {bp}")
         for k, (t, v) in enumerate(args):
             if t == "i32":
                 w = self.tmp()
@@ -107,10 +138,15 @@ class CallLowering:
             return
         rt = ret_type(ft, self.gas)
         self.callees.add(imm)
-        arglist = ", ".join(["ptr %ctx", "i64 %budget"] + self.gas_arg()
+        # A member of a group (group.py, the baseline tier) is its group's function and
+        # a selector.
+        symbol, selector = self.ml.grouped.get(imm, (f"@f{imm}", None))
+        arglist = ", ".join(["ptr %ctx", f"i64 {self.budget}"] + self.gas_arg()
+                            + ([] if selector is None else [f"i32 {selector}"])
                             + [f"{t} {v}" for t, v in args])
+        fn = self.call_operand(symbol)
         r = self.tmp()
-        self.emit(f"{r} = call {rt} @f{imm}({arglist})")
+        self.emit(f"{r} = call {rt} {fn}({arglist})")
         self.gas_from_call(r, rt)
         if ft.results or self.gas:
             st = self.tmp()
@@ -161,7 +197,7 @@ class CallLowering:
         rt = ret_type(ft, self.gas)
         fn = self.tmp()
         self.emit(f"{fn} = load ptr, ptr {ep}")
-        arglist = ", ".join(["ptr %ctx", "i64 %budget"] + self.gas_arg()
+        arglist = ", ".join(["ptr %ctx", f"i64 {self.budget}"] + self.gas_arg()
                             + [f"{t} {v}" for t, v in args])
         r = self.tmp()
         self.emit(f"{r} = call {rt} {fn}({arglist})")

@@ -51,7 +51,16 @@ from ..opcodes import (
     UNREACHABLE,
 )
 from . import abi
-from .calls import _LT, CallLowering, _first_result, _is_literal, ret_type
+from .calls import (
+    _LT,
+    GROW_HELPER,
+    TRAP_HELPER,
+    CallLowering,
+    CallTable,
+    _first_result,
+    _is_literal,
+    ret_type,
+)
 from .gas import GasLowering
 
 # Opcodes that opcodes.py has no constant for, by their text-format name.
@@ -189,6 +198,12 @@ class ModuleLowering:
                 op in (CALL, CALL_INDIRECT) for op, _, _ in fn.body
             ):
                 self.inline.add(self.num_imported + i)
+        # The baseline tier's call table of the partition being lowered (calls.CallTable,
+        # set by partition.lower_baseline_partitions); None: calls name their callee.
+        self.calls: CallTable | None = None
+        # Functions lowered as members of a group (group.py, the baseline tier): index ->
+        # (the group's symbol, the member's selector).
+        self.grouped: dict[int, tuple[str, int]] = {}
 
 class _FuncLowerer(CallLowering, GasLowering):
     def __init__(self, ml: ModuleLowering, idx: int, fn: Function) -> None:
@@ -206,6 +221,7 @@ class _FuncLowerer(CallLowering, GasLowering):
         # store-to-load latency is hidden behind the long loop body.
         self.gas_in_register = len(fn.body) <= GAS_REGISTER_MAX_INSTRUCTIONS
         self.n = 0  # SSA name counter
+        self.budget = "%budget"  # the call-depth budget left inside this function
         self.out: list[str] = []
         self.entry: list[str] = []  # allocas and invariant loads, assembled at the end
         self.stack: list[tuple[str, str]] = []
@@ -222,6 +238,7 @@ class _FuncLowerer(CallLowering, GasLowering):
         self.need_sigs = False
         self.need_elem_segs = False
         self.need_data_segs = False
+        self.need_calls = False  # the partition's call table is loaded in the entry block
         self.vbuf_slots = 0
         self.deferred: list[str] = []
         self.callees: set[int] = set()
@@ -314,6 +331,46 @@ class _FuncLowerer(CallLowering, GasLowering):
         self.entry.append(f"  {p}.p = getelementptr inbounds i8, ptr %ctx, i64 {offset}")
         self.entry.append(f"  {p} = load {ty}, ptr {p}.p")
         return p
+
+    def call_operand(self, symbol: str) -> str:
+        """What a call instruction names to reach `symbol`: the symbol itself, or on the
+        baseline tier the pointer loaded from the partition's call table (emitted here)."""
+        if self.ml.calls is None:
+            return symbol
+        lines, fn = self.table_entry(symbol, in_entry=True)
+        self.out += lines
+        return fn
+
+    def table_entry(self, symbol: str, in_entry: bool) -> tuple[list[str], str]:
+        """Lines that load `symbol`'s slot of the call table, and the pointer they load.
+        in_entry: the table's address is loaded once in the entry block (for calls in the
+        body); else where it is used (the trap block of a function that calls nothing:
+        no load on its path in)."""
+        table = self.ml.calls
+        slot = table.slot(symbol)
+        lines = []
+        if in_entry or self.need_calls:
+            if not self.need_calls:
+                self.need_calls = True
+                self.entry += self._table_address("%calls")
+            base = "%calls"
+        else:
+            base = self.tmp()
+            lines += self._table_address(base)
+        fn = self.tmp()
+        if slot:
+            p = self.tmp()
+            lines.append(f"  {p} = getelementptr inbounds i8, ptr {base}, i64 {8 * slot}")
+            base = p
+        lines.append(f"  {fn} = load ptr, ptr {base}")
+        return lines, fn
+
+    def _table_address(self, name: str) -> list[str]:
+        offset = 8 * self.ml.calls.partition
+        return [f"  {name}.p = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_CALLS}",
+                f"  {name}.r = load ptr, ptr {name}.p",
+                f"  {name}.q = getelementptr inbounds i8, ptr {name}.r, i64 {offset}",
+                f"  {name} = load ptr, ptr {name}.q"]
 
     def gep(self, base: str, off) -> str:
         p = self.tmp()
@@ -484,6 +541,16 @@ class _FuncLowerer(CallLowering, GasLowering):
 
         cost = (CALL_BASE_COST + len(self.local_types) + self.max_height
                 + len(fn.body) // BODY_INSTRUCTIONS_PER_UNIT)
+        # The shared trap block: record what and where, then unwind by status. (Before
+        # the entry block is written: it may load the call table there.)
+        tail = ["trap:", "  %ti = load i64, ptr %trapinfo"]
+        tail += self.helper_call(TRAP_HELPER, f"ptr %ctx, i32 {idx}, i64 %ti")
+        tail += self._status_return(str(abi.STATUS_TRAP), "tr")
+        if self.has_prop:
+            tail.append("prop:")
+            tail.append("  %ps = load i32, ptr %propst")
+            tail += self._status_return("%ps", "pr")
+        tail.append("}")
         attrs = "#1" if idx in self.ml.inline else "#0"
         gas_param = ["i64 %gas.in"] if self.gas else []
         sig = ", ".join(["ptr %ctx", "i64 %budget.in"] + gas_param
@@ -509,17 +576,15 @@ class _FuncLowerer(CallLowering, GasLowering):
         text.append("  br i1 %exhausted, label %trap, label %b0")
         text += self.out
         text += self.deferred
-        # The shared trap block: record what and where, then unwind by status.
-        text.append("trap:")
-        text.append("  %ti = load i64, ptr %trapinfo")
-        text.append(f"  call void @ewasm.trap(ptr %ctx, i32 {idx}, i64 %ti)")
-        text += self._status_return(str(abi.STATUS_TRAP), "tr")
-        if self.has_prop:
-            text.append("prop:")
-            text.append("  %ps = load i32, ptr %propst")
-            text += self._status_return("%ps", "pr")
-        text.append("}")
+        text += tail
         return "\n".join(text)
+
+    def helper_call(self, symbol: str, args: str) -> list[str]:
+        """A void call of a helper in an out-of-line block (the trap block)."""
+        if self.ml.calls is None:
+            return [f"  call void {symbol}({args})"]
+        lines, fn = self.table_entry(symbol, in_entry=False)
+        return lines + [f"  call void {fn}({args})"]
 
     def _status_return(self, status: str, tag: str) -> list[str]:
         if self.gas:
@@ -798,6 +863,23 @@ class _FuncLowerer(CallLowering, GasLowering):
             m = self.tmp()
             self.emit(f"{m} = and {t} {b}, {bits}")
             self.emit(f"{r} = {name} {t} {a}, {m}")
+        elif name in ("rotl", "rotr") and self.ml.calls is not None:
+            # The baseline tier: FastISel has no funnel shift, and a block with one
+            # falls back to SelectionDAG; two shifts and an or are the same rotation.
+            # rotl: (a << k) | (a >> ((bits + 1 - k) & bits)), k = b & bits; rotr mirrored.
+            if _is_literal(b):
+                k = str(int(b) & bits)
+                back = str((bits + 1 - int(k)) & bits)
+            else:
+                k, back, negm = self.tmp(), self.tmp(), self.tmp()
+                self.emit(f"{k} = and {t} {b}, {bits}")
+                self.emit(f"{negm} = sub {t} {bits + 1}, {k}")
+                self.emit(f"{back} = and {t} {negm}, {bits}")
+            left, right = (k, back) if name == "rotl" else (back, k)
+            hi, lo = self.tmp(), self.tmp()
+            self.emit(f"{hi} = shl {t} {a}, {left}")
+            self.emit(f"{lo} = lshr {t} {a}, {right}")
+            self.emit(f"{r} = or {t} {hi}, {lo}")
         elif name in ("rotl", "rotr"):
             fn = ("fshl." if name == "rotl" else "fshr.") + t
             self.emit(f"{r} = call {t} @llvm.{fn}({t} {a}, {t} {a}, {t} {b})")
@@ -909,8 +991,9 @@ class _FuncLowerer(CallLowering, GasLowering):
 
     def h_memory_grow(self, op, imm, off):
         _, delta = self.pop()
+        fn = self.call_operand(GROW_HELPER)
         r = self.tmp()
-        self.emit(f"{r} = call i32 @ewasm.memory_grow(ptr %mdesc, i32 {delta})")
+        self.emit(f"{r} = call i32 {fn}(ptr %mdesc, i32 {delta})")
         self.reload_memory()
         self.push("i32", r)
 

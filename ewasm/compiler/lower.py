@@ -11,8 +11,9 @@ a status. Layouts come from abi.py.
 
 The pieces: function.py lowers one function body (calls.py and gas.py lower its calls
 and its inline gas counter), split.py lowers a huge one as several LLVM functions on the
-baseline tier, wrapper.py writes the wrappers of escaping functions, and partition.py
-splits the module into partitions and assembles each partition's text.
+baseline tier and group.py several small ones as one, wrapper.py writes the wrappers of
+escaping functions, and partition.py splits the module into partitions and assembles
+each partition's text (with, on the baseline tier, its call table: abi.CTX_CALLS).
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ from ..module import Module
 from ..opcodes import CALL
 from . import abi
 from . import split as _split
-from .calls import _LT, ret_type
+from .calls import _LT, CallTable, ret_type
 from .function import TRAP_CODE_SHIFT, ModuleLowering, _FuncLowerer
+from .group import group_symbol, lower_group, plan_groups
 from .split import SplitLowerer, is_split, segment_count, segment_decl
 from .wrapper import _wrapper
 
@@ -98,7 +99,8 @@ def lower_baseline_partitions(module: Module, gas_import: int | None,
     """The baseline tier's partition texts (bins from contiguous_partitions), each
     lowered only when it is asked for: compiling one overlaps lowering the next. A
     function (or a split function's driver) gets external linkage only where another
-    partition refers to it, a segment only when its driver is in another partition."""
+    partition refers to it, a segment only when its driver is in another partition.
+    Small functions are lowered in groups (group.py)."""
     ml = ModuleLowering(module, gas_import)
     nimp = ml.num_imported
     home: dict[int, int] = {}
@@ -117,6 +119,9 @@ def lower_baseline_partitions(module: Module, gas_import: int | None,
             for op, imm, _ in body:
                 if op == CALL and imm >= nimp and home[imm] != p:
                     exported.add(imm)
+    groups = plan_groups(ml, [[idx for idx, seg in units if seg is None] for units in bins])
+    group_of = {idx: g for g in groups for idx in g}
+    ml.grouped = {idx: (group_symbol(g[0]), sel) for g in groups for sel, idx in enumerate(g)}
     splitting: dict[int, Iterator[tuple[str, set]]] = {}
     seg_home: dict[tuple[int, int], int] = {}
     for p, units in enumerate(bins):
@@ -126,7 +131,16 @@ def lower_baseline_partitions(module: Module, gas_import: int | None,
     for p, units in enumerate(bins):
         parts: list[str] = []
         needed: set[int] = set()
+        ml.calls = CallTable(p)
         for idx, seg in units:
+            group = group_of.get(idx) if seg is None else None
+            if group is not None:
+                if idx == group[0]:  # the group is lowered where its first member is
+                    text, callees = lower_group(ml, group)
+                    linkage = "" if exported.intersection(group) else "internal "
+                    parts.append(text.replace("define @@LINKAGE@@", f"define {linkage}", 1))
+                    needed |= callees
+                continue
             if seg is None:
                 lowering = _FuncLowerer(ml, idx, module.codes[idx - nimp])
                 text, callees = lowering.lower(), lowering.callees
@@ -148,11 +162,29 @@ def lower_baseline_partitions(module: Module, gas_import: int | None,
             parts.append(text.replace("define @@LINKAGE@@", f"define {linkage}", 1))
             needed |= callees
         needed -= {idx for idx, seg in units if seg is None or seg == DRIVER}
-        parts += [_declare(ml, idx) for idx in sorted(needed)]
+        declared: set[str] = set()
+        for idx in sorted(needed):
+            decl = _declare(ml, idx)
+            if decl not in declared:  # one declaration per group
+                declared.add(decl)
+                parts.append(decl)
+        parts.append(ml.calls.definition())
         if p == 0:
             first = {idx for idx, seg in units if seg is None or seg == DRIVER}
             parts += _table(ml, module, first, needed)
+            parts += _root_call_table(len(bins))
+        elif any(idx in ml.escaping for idx, seg in units if seg is None or seg == DRIVER):
+            parts.append(f"@{abi.CALLS_SYMBOL} = external constant [{len(bins)} x ptr]")
+        ml.calls = None
         yield _assemble(parts)
+
+
+def _root_call_table(k: int) -> list[str]:
+    """Partition 0's table of the partitions' call tables (abi.CTX_CALLS)."""
+    parts = [f"@ewasm.calls.{p} = external constant [0 x ptr]" for p in range(1, k)]
+    items = ", ".join(f"ptr @ewasm.calls.{p}" for p in range(k))
+    parts.append(f"@{abi.CALLS_SYMBOL} = constant [{k} x ptr] [{items}]")
+    return parts
 
 
 def _table(ml: ModuleLowering, module: Module, first: set[int], declared: set[int]) -> list[str]:
@@ -182,9 +214,10 @@ def _assemble(parts: list[str]) -> str:
     body = "\n".join(parts)
     head = [decl for name, decl in sorted(_INTRINSIC_DECLS.items())
             if f"@llvm.{_INTRINSIC_NAMES[name]}(" in body]
-    if "@ewasm.memory_grow(" in body:
+    # A call table names a helper without a call ("ptr @ewasm.trap").
+    if "@ewasm.memory_grow" in body:
         head.append(_GROW_HELPER)
-    if "@ewasm.trap(" in body:
+    if "@ewasm.trap" in body:
         head.append(_TRAP_HELPER)
     head.append("attributes #0 = { nounwind }")
     head.append("attributes #1 = { nounwind alwaysinline }")
@@ -255,10 +288,13 @@ def lower_partitions(module: Module, gas_import: int | None, partitions: int, *,
 
 
 def _declare(ml: ModuleLowering, idx: int) -> str:
+    """The declaration of function idx (of its group's function for a group member)."""
     ft = ml.func_types[idx]
     gas = ml.gas_import is not None
-    params = ", ".join(["ptr", "i64"] + (["i64"] if gas else []) + [_LT[t] for t in ft.params])
-    return f"declare {ret_type(ft, gas)} @f{idx}({params})"
+    symbol, selector = ml.grouped.get(idx, (f"@f{idx}", None))
+    params = ", ".join(["ptr", "i64"] + (["i64"] if gas else [])
+                       + ([] if selector is None else ["i32"]) + [_LT[t] for t in ft.params])
+    return f"declare {ret_type(ft, gas)} {symbol}({params})"
 
 
 _INTRINSIC_DECLS = {

@@ -8,7 +8,12 @@ the baseline tier cuts the module into LLVM functions and partitions.
   allocator). Every step is linear in the IR, and the IR is linear in the Wasm, so the
   time to the first result is bounded by the module's size whatever its shape. Its
   partitions are runs of functions of about equal weight, and a huge function is cut
-  into segments (split.py), so that both workers share any module.
+  into segments (split.py), so that both workers share any module. Its IR stays in
+  what FastISel selects (SelectionDAG costs several times more per block): calls go
+  through call tables instead of naming a symbol, which the large code model would
+  make FastISel refuse (abi.CTX_CALLS), rotations are shifts, and small functions are
+  lowered in groups, one LLVM function each (group.py), against LLVM's price per
+  function.
 * OPTIMIZED is the light pipeline of shared/docs/compiler-design.md: on Wasm that a
   producer already optimised, these passes give O2's run speed at a fraction of its
   compile time, but their time is not bounded by the input's size (SimplifyCFG on deep

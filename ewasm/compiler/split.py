@@ -42,7 +42,7 @@ from ..errors import TrapKind
 from ..module import Function
 from ..opcodes import BLOCK, ELSE, END, IF, LOOP
 from . import abi
-from .calls import _LT, _is_literal
+from .calls import _LT, TRAP_HELPER, _is_literal
 from .function import (
     _MEMORY_SETUP,
     BODY_INSTRUCTIONS_PER_UNIT,
@@ -242,7 +242,7 @@ class SplitLowerer(_FuncLowerer):
         self.seg_entries = []
         self.globals_used = set()
         self.need_imports = self.need_table = self.need_sigs = False
-        self.need_elem_segs = self.need_data_segs = False
+        self.need_elem_segs = self.need_data_segs = self.need_calls = False
         self.vbuf_slots = 0
         self.has_trap = self.has_prop = False
         self.callees = set()
@@ -254,6 +254,10 @@ class SplitLowerer(_FuncLowerer):
 
     def _segment_text(self, j: int) -> str:
         idx = self.idx
+        # Before the entry block is written: the trap block may load the call table there.
+        tail = ["trap:", "  %ti = load i64, ptr %trapinfo"]
+        tail += self.helper_call(TRAP_HELPER, f"ptr %ctx, i32 {idx}, i64 %ti")
+        tail.append(f"  ret i32 {-abi.STATUS_TRAP - 1}")
         lines = [f"define @@LINKAGE@@i32 {segment_name(idx, j)}(ptr %ctx, i64 %budget, "
                  "ptr %fr, i32 %eid) #0 {", "entry:"]
         if self.gas:
@@ -270,9 +274,7 @@ class SplitLowerer(_FuncLowerer):
         lines.append(f"  switch i32 %eid, label %s{j}go [{cases}]")
         lines += self.out
         lines += self.deferred
-        lines += ["trap:", "  %ti = load i64, ptr %trapinfo",
-                  f"  call void @ewasm.trap(ptr %ctx, i32 {idx}, i64 %ti)",
-                  f"  ret i32 {-abi.STATUS_TRAP - 1}"]
+        lines += tail
         if self.has_prop:
             lines += ["prop:", "  %ps = load i32, ptr %propst", "  %ps1 = sub i32 -1, %ps",
                       "  ret i32 %ps1"]
@@ -288,7 +290,19 @@ class SplitLowerer(_FuncLowerer):
         sig = ", ".join(["ptr %ctx", "i64 %budget.in"] + gas_param
                         + [f"{lt} {n}" for lt, n in params])
         words = (self._extra + 16 * max(self.max_height, self.nslots) + 16) // 8
-        text = [f"define @@LINKAGE@@{self.rt} @f{idx}({sig}) #0 {{", "entry:"]
+        # The calls of the segments and the trap block first: on the baseline tier they
+        # load the call table in the entry block.
+        self.entry, self.need_calls = [], False
+        calls: list[list[str]] = []
+        for j in range(self.nseg):
+            lines, target = [], segment_name(idx, j)
+            if self.ml.calls is not None:
+                lines, target = self.table_entry(target, in_entry=True)
+            calls.append(lines + [f"  %r{j} = call i32 {target}(ptr %ctx, i64 %budget, "
+                                  "ptr %fr, i32 %e)"])
+        trap = ["trap:", "  %ti = load i64, ptr %trapinfo"]
+        trap += self.helper_call(TRAP_HELPER, f"ptr %ctx, i32 {idx}, i64 %ti")
+        text = [f"define @@LINKAGE@@{self.rt} @f{idx}({sig}) #0 {{", "entry:"] + self.entry
         if self.gas:
             text += [f"  %gas = getelementptr inbounds i8, ptr %ctx, i64 {abi.CTX_GAS}",
                      "  store i64 %gas.in, ptr %gas"]
@@ -312,10 +326,9 @@ class SplitLowerer(_FuncLowerer):
         cases = " ".join(f"i32 {eid}, label %c{seg}" for eid, seg in sorted(targets.items()))
         text.append(f"  switch i32 %e, label %bad [{cases}]")
         for j in range(self.nseg):
-            text += [f"c{j}:",
-                     f"  %r{j} = call i32 {segment_name(idx, j)}(ptr %ctx, i64 %budget, "
-                     "ptr %fr, i32 %e)",
-                     f"  store i32 %r{j}, ptr %next",
+            text.append(f"c{j}:")
+            text += calls[j]
+            text += [f"  store i32 %r{j}, ptr %next",
                      f"  %k{j} = icmp sge i32 %r{j}, 0",
                      f"  br i1 %k{j}, label %disp, label %out"]
         text += ["out:", "  %r = load i32, ptr %next",
@@ -340,8 +353,7 @@ class SplitLowerer(_FuncLowerer):
             text.append(f"  ret {self.rt} {acc}")
         text += ["fail:", "  %st = sub i32 -1, %r"]
         text += self._status_return("%st", "fl")
-        text += ["trap:", "  %ti = load i64, ptr %trapinfo",
-                 f"  call void @ewasm.trap(ptr %ctx, i32 {idx}, i64 %ti)"]
+        text += trap
         text += self._status_return(str(abi.STATUS_TRAP), "tr")
         text += ["bad:", "  unreachable", "}"]
         return "\n".join(text)

@@ -1,7 +1,9 @@
 """The wrapper of an escaping function (export, start function, table element):
 `i32 @w{idx}(ptr callee, ptr caller, ptr vals)`, which loads the arguments from the
 buffer, calls the internal entry and stores the results back. On a trap it
-copies the trap record into the caller's instance, which reports it."""
+copies the trap record into the caller's instance, which reports it. On the baseline
+tier it first points the callee's context at the module's call tables (abi.CTX_CALLS):
+every way into compiled code from outside passes a wrapper."""
 
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ def _wrapper(ml: ModuleLowering, idx: int, linkage: str) -> str:
         f"  %bp = getelementptr inbounds i8, ptr %bsrc, i64 {abi.CTX_BUDGET}",
         "  %budget = load i64, ptr %bp",
     ]
+    if ml.calls is not None:
+        lines.append(f"  %cp = getelementptr inbounds i8, ptr %callee, i64 {abi.CTX_CALLS}")
+        lines.append(f"  store ptr @{abi.CALLS_SYMBOL}, ptr %cp")
     if gas:
         lines.append(f"  %gasp = getelementptr inbounds i8, ptr %callee, i64 {abi.CTX_GAS}")
         lines.append("  %gas = load i64, ptr %gasp")

@@ -14,7 +14,7 @@ import pytest
 
 import ewasm
 import gasmeter
-from ewasm.compiler.lower import lower_module
+from ewasm.compiler.lower import lower_baseline, lower_module
 from ewasm.decoder import decode_module
 from ewasm.validator import validate_module
 from tests.ewasm import adversarial
@@ -52,6 +52,10 @@ def _work(wasm: bytes) -> dict[str, int]:
     texts: list = []
     out["lower"] = _count_lines(lambda: texts.extend(lower_module(metered[0], None, 1)))
     out["ir bytes"] = sum(map(len, texts))
+    # The baseline tier's lowering: partitions, split functions, groups of small ones.
+    base: list = []
+    out["lower baseline"] = _count_lines(lambda: base.extend(lower_baseline(metered[0])))
+    out["baseline ir bytes"] = sum(map(len, base))
     return out
 
 
