@@ -31,9 +31,6 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 
-from eth_hash.auto import keccak
-from trie import HexaryTrie
-
 from .backend import (
     EMPTY_CODE_HASH,
     EMPTY_TRIE_ROOT,
@@ -48,7 +45,7 @@ from .errors import InvalidStateValue
 from .overlay import PendingOverlay, Record
 from .root import account_rlp, slot_rlp
 from .sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, StateDatabaseError, open_database
-from .trie_store import TrieNodeStore, reachable
+from .trie_store import Trie, TrieNodeStore, keccak, reachable
 
 # The committed caches are only caches: dropped whole when they pass these sizes.
 _CACHE_LIMIT = 200_000
@@ -214,11 +211,10 @@ class SqliteBackend(PendingOverlay, PersistentBackend):
             return parts
         nodes = self._nodes.pending()
         sroots: dict[bytes, bytes] = {}
-        # Plain updates: every update writes its path, so `new` also holds the nodes a
-        # later update replaced; commit_state keeps only the reachable ones. That is 40%
-        # faster than py-trie's squash_changes, whose reference counting costs more than
-        # the walk.
-        trie = HexaryTrie(nodes, self._root)
+        # The tries write only the nodes of the final tries (at root_hash), so `new` holds
+        # nothing a later update replaced; commit_state still keeps only the nodes
+        # reachable from the roots it writes.
+        trie = Trie(nodes, self._root)
         for address, acc in self._pending.items():
             if acc is None:
                 trie.delete(keccak(address))
@@ -230,7 +226,7 @@ class SqliteBackend(PendingOverlay, PersistentBackend):
                 assert base is not None  # a pending record is fresh unless it was there
                 sroot = base.storage_root
             if acc.storage:
-                storage = HexaryTrie(nodes, sroot)
+                storage = Trie(nodes, sroot)
                 for key, value in acc.storage.items():
                     if value != ZERO_BYTES32:
                         storage[keccak(key)] = slot_rlp(value)
