@@ -1,5 +1,8 @@
-"""JSON-RPC 2.0 over HTTP for the local chain: the `eth_` methods web3.py and eth-account
-use to deploy, transact, call and read, with geth's error codes and messages.
+"""JSON-RPC 2.0 over HTTP for the local chain: the `eth_` methods web3.py, ethers and
+viem use to deploy, transact, call and read, with geth's error codes and messages; the
+testing methods of Hardhat's and Anvil's nodes (`evm_*`, `hardhat_*`, `anvil_*`) that test
+suites call; and `debug_traceTransaction` / `debug_traceCall` with the host-side tracers of
+chain/trace.py.
 
 The dispatcher is a pure function of (chain, request body) -> response body; the HTTP
 side (http.py) is a WSGI app served by waitress.
@@ -20,7 +23,8 @@ from state.errors import InvalidTransaction
 
 from .blocks import next_base_fee
 from .chain import PRIORITY_FEE, Chain, ChainError, MinedTransaction
-from .transactions import LEGACY
+from .trace import TRACERS, Tracer
+from .transactions import LEGACY, SignedTransaction
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -106,6 +110,22 @@ def parse_storage_key(value: Any, index: int) -> bytes:
     raise _params_error(index, "invalid storage key (hex, at most 32 bytes)")
 
 
+def parse_number(value: Any, index: int = 0) -> int:
+    """A non-negative number as the testing methods take it: a JSON integer or a hex
+    quantity (Hardhat's and Anvil's clients send either)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise _params_error(index, f"a negative number {value}")
+        return value
+    return parse_quantity(value, index)
+
+
+def parse_bool(value: Any, index: int = 0) -> bool:
+    if not isinstance(value, bool):
+        raise _params_error(index, "json: cannot unmarshal into a bool")
+    return value
+
+
 def _hex(n: int) -> str:
     return hex(n)
 
@@ -129,6 +149,8 @@ class Rpc:
         self.methods: dict[str, Callable[..., Any]] = {
             name[len("m_"):]: getattr(self, name) for name in dir(self)
             if name.startswith("m_")}
+        # (required, most) positional parameters of each method, read once.
+        self._arity = {name: _arity(fn) for name, fn in self.methods.items()}
 
     # --- protocol -----------------------------------------------------------------------
     def handle_body(self, body: bytes) -> bytes | None:
@@ -170,7 +192,7 @@ class Rpc:
             if fn is None:
                 raise RpcError(METHOD_NOT_FOUND,
                                f"the method {method} does not exist/is not available")
-            result = _call(fn, params)
+            result = _call(fn, params, self._arity[method])
         except RpcError as exc:
             return None if notification else _error(rid, exc)
         except ChainError as exc:
@@ -204,12 +226,12 @@ class Rpc:
             raise RpcError(-32000, "header not found")
         return number
 
-    def _state_at(self, ref: Any, index: int) -> None:
-        """The node keeps the latest state only (as a non-archive node's recent window of
-        one): any other block is an error, never a silently wrong answer."""
-        if self._block_number(ref, index) != self.chain.head():
-            raise RpcError(-32000, "historical state not available: this node keeps the "
-                                   "latest state only")
+    def _state_at(self, ref: Any, index: int) -> int | None:
+        """The block whose state a query reads: None for the latest (the head, with the
+        test methods' edits); an older number is read from its state root, or answered
+        with "historical state not available" where the store cannot."""
+        number = self._block_number(ref, index)
+        return None if number == self.chain.head() else number
 
     def _call_args(self, obj: Any, index: int = 0) -> dict:
         if not isinstance(obj, dict):
@@ -232,10 +254,14 @@ class Rpc:
         tx, stored = mined.tx, mined.stored
         out = {
             "hash": _data(tx.hash), "nonce": _hex(tx.nonce),
-            "blockHash": _data(stored.block_hash), "blockNumber": _hex(stored.block_number),
-            "transactionIndex": _hex(stored.index), "from": _address(tx.sender),
+            "blockHash": None if stored is None else _data(stored.block_hash),
+            "blockNumber": None if stored is None else _hex(stored.block_number),
+            "transactionIndex": None if stored is None else _hex(stored.index),
+            "from": _address(tx.sender),
             "to": _address(tx.to), "value": _hex(tx.value), "gas": _hex(tx.gas_limit),
-            "gasPrice": _hex(mined.receipt.effective_gas_price), "input": _data(tx.data),
+            "gasPrice": _hex(tx.max_fee if mined.receipt is None
+                             else mined.receipt.effective_gas_price),
+            "input": _data(tx.data),
             "v": _hex(tx.v), "r": _hex(tx.r), "s": _hex(tx.s), "type": _hex(tx.type),
         }
         if tx.chain_id is not None:
@@ -317,24 +343,22 @@ class Rpc:
 
     def m_eth_getBalance(self, address: Any, block: Any = "latest") -> str:
         addr = parse_address(address, 0)
-        self._state_at(block, 1)
-        return _hex(self.chain.balance(addr))
+        return _hex(self.chain.balance(addr, self._state_at(block, 1)))
 
     def m_eth_getTransactionCount(self, address: Any, block: Any = "latest") -> str:
         addr = parse_address(address, 0)
-        self._state_at(block, 1)
-        return _hex(self.chain.nonce(addr))
+        if block == "pending":
+            return _hex(self.chain.pending_nonce(addr))
+        return _hex(self.chain.nonce(addr, self._state_at(block, 1)))
 
     def m_eth_getCode(self, address: Any, block: Any = "latest") -> str:
         addr = parse_address(address, 0)
-        self._state_at(block, 1)
-        return _data(self.chain.code(addr))
+        return _data(self.chain.code(addr, self._state_at(block, 1)))
 
     def m_eth_getStorageAt(self, address: Any, key: Any, block: Any = "latest") -> str:
         addr = parse_address(address, 0)
         slot = parse_storage_key(key, 1)
-        self._state_at(block, 2)
-        return _data(self.chain.storage(addr, slot))
+        return _data(self.chain.storage(addr, slot, self._state_at(block, 2)))
 
     def m_eth_sendRawTransaction(self, raw: Any) -> str:
         return _data(self.chain.send_raw_transaction(parse_data(raw, 0)))
@@ -355,13 +379,11 @@ class Rpc:
 
     def m_eth_call(self, obj: Any, block: Any = "latest") -> str:
         args = self._call_args(obj, 0)
-        self._state_at(block, 1)
-        return _data(self.chain.call(**args))
+        return _data(self.chain.call(**args, block=self._state_at(block, 1)))
 
     def m_eth_estimateGas(self, obj: Any, block: Any = "latest") -> str:
         args = self._call_args(obj, 0)
-        self._state_at(block, 1)
-        return _hex(self.chain.estimate_gas(**args))
+        return _hex(self.chain.estimate_gas(**args, block=self._state_at(block, 1)))
 
     def m_eth_gasPrice(self) -> str:
         return _hex(self.chain.next_base_fee() + PRIORITY_FEE)
@@ -406,8 +428,19 @@ class Rpc:
         return out
 
     def m_eth_getTransactionByHash(self, tx_hash: Any) -> dict | None:
-        mined = self.chain.transaction(parse_hash(tx_hash, 0))
-        return None if mined is None else self._tx_json(mined)
+        h = parse_hash(tx_hash, 0)
+        mined = self.chain.transaction(h)
+        if mined is not None:
+            return self._tx_json(mined)
+        pending = self.chain.pending_transaction(h)
+        return None if pending is None else self._pending_json(pending)
+
+    def _pending_json(self, tx: SignedTransaction) -> dict:
+        """A pooled transaction: no block yet, as geth shows one (its price the cap)."""
+        out = self._tx_json(MinedTransaction(tx, None, None, ()))  # type: ignore[arg-type]
+        out.update(blockHash=None, blockNumber=None, transactionIndex=None,
+                   gasPrice=_hex(tx.max_fee))
+        return out
 
     def m_eth_getTransactionReceipt(self, tx_hash: Any) -> dict | None:
         mined = self.chain.transaction(parse_hash(tx_hash, 0))
@@ -475,14 +508,152 @@ class Rpc:
         return [self._log_json(x) for x in self.chain.logs(lo, hi, addresses, topics)]
 
 
-def _call(fn: Callable[..., Any], params: list) -> Any:
-    sig = inspect.signature(fn)
-    required = sum(1 for p in sig.parameters.values() if p.default is inspect.Parameter.empty)
+    # --- testing methods (Hardhat's and Anvil's) ------------------------------------------
+    def m_evm_snapshot(self) -> str:
+        return _hex(self.chain.snapshot())
+
+    def m_evm_revert(self, snapshot_id: Any) -> bool:
+        return self.chain.revert(parse_number(snapshot_id, 0))
+
+    def m_evm_mine(self, arg: Any = None) -> str:
+        """evm_mine([timestamp]) as Hardhat, or evm_mine({timestamp, blocks}) as ganache."""
+        timestamp, blocks = None, 1
+        if isinstance(arg, dict):
+            if arg.get("timestamp") is not None:
+                timestamp = parse_number(arg["timestamp"], 0)
+            if arg.get("blocks") is not None:
+                blocks = parse_number(arg["blocks"], 0)
+        elif arg is not None:
+            timestamp = parse_number(arg, 0)
+        self.chain.mine(blocks, timestamp=timestamp)
+        return "0x0"
+
+    def m_hardhat_mine(self, blocks: Any = None, interval: Any = None) -> None:
+        count = 1 if blocks is None else parse_number(blocks, 0)
+        step = None if interval is None else parse_number(interval, 1)
+        if count:
+            self.chain.mine(count, interval=step or None)
+        return None
+
+    m_anvil_mine = m_hardhat_mine
+
+    def m_evm_increaseTime(self, seconds: Any) -> int:
+        return self.chain.increase_time(parse_number(seconds, 0))
+
+    def m_evm_setNextBlockTimestamp(self, timestamp: Any) -> None:
+        self.chain.set_next_block_timestamp(parse_number(timestamp, 0))
+        return None
+
+    m_anvil_setNextBlockTimestamp = m_evm_setNextBlockTimestamp
+
+    def m_evm_setAutomine(self, on: Any) -> bool:
+        self.chain.set_automine(parse_bool(on, 0))
+        return True
+
+    def m_anvil_setAutomine(self, on: Any) -> None:
+        self.chain.set_automine(parse_bool(on, 0))
+        return None
+
+    def m_hardhat_getAutomine(self) -> bool:
+        return self.chain.automine
+
+    m_anvil_getAutomine = m_hardhat_getAutomine
+
+    def m_evm_setIntervalMining(self, milliseconds: Any) -> bool:
+        """Hardhat's: a block every `milliseconds` (0: off)."""
+        ms = parse_number(milliseconds, 0)
+        self.chain.set_block_time(ms / 1000 if ms else None)
+        return True
+
+    def m_anvil_setIntervalMining(self, seconds: Any) -> None:
+        s = parse_number(seconds, 0)
+        self.chain.set_block_time(s or None)
+        return None
+
+    def m_hardhat_setBalance(self, address: Any, wei: Any) -> bool:
+        self.chain.set_balance(parse_address(address, 0), parse_number(wei, 1))
+        return True
+
+    def m_hardhat_setNonce(self, address: Any, nonce: Any) -> bool:
+        self.chain.set_nonce(parse_address(address, 0), parse_number(nonce, 1))
+        return True
+
+    def m_hardhat_setCode(self, address: Any, code: Any) -> bool:
+        self.chain.set_code(parse_address(address, 0), parse_data(code, 1))
+        return True
+
+    def m_hardhat_setStorageAt(self, address: Any, key: Any, value: Any) -> bool:
+        slot = parse_number(key, 1)
+        if slot >= 1 << 256:
+            raise _params_error(1, "storage slot above 2**256")
+        self.chain.set_storage(parse_address(address, 0), slot.to_bytes(32, "big"),
+                               parse_data(value, 2, size=32))
+        return True
+
+    def m_hardhat_impersonateAccount(self, address: Any) -> bool:
+        self.chain.impersonate(parse_address(address, 0), True)
+        return True
+
+    def m_hardhat_stopImpersonatingAccount(self, address: Any) -> bool:
+        self.chain.impersonate(parse_address(address, 0), False)
+        return True
+
+    m_anvil_setBalance = m_hardhat_setBalance
+    m_anvil_setNonce = m_hardhat_setNonce
+    m_anvil_setCode = m_hardhat_setCode
+    m_anvil_setStorageAt = m_hardhat_setStorageAt
+    m_anvil_impersonateAccount = m_hardhat_impersonateAccount
+    m_anvil_stopImpersonatingAccount = m_hardhat_stopImpersonatingAccount
+
+    # --- tracing --------------------------------------------------------------------------
+    def _tracer_name(self, options: Any, index: int) -> str:
+        if options is None:
+            return "eeiTracer"
+        if not isinstance(options, dict):
+            raise _params_error(index, "tracer options object expected")
+        name = options.get("tracer", "eeiTracer")
+        if name not in TRACERS:
+            raise _params_error(index, f"unknown tracer {name!r}; this node has "
+                                       f"{', '.join(TRACERS)}")
+        return name
+
+    @staticmethod
+    def _trace_out(tracer: Tracer, name: str, extra: dict) -> dict:
+        out = tracer.eei_trace() if name == "eeiTracer" else tracer.profile()
+        return {**extra, **out}
+
+    def m_debug_traceTransaction(self, tx_hash: Any, options: Any = None) -> dict:
+        name = self._tracer_name(options, 1)
+        tracer = Tracer()
+        mined = self.chain.replay(parse_hash(tx_hash, 0), tracer)
+        r = mined.receipt
+        return self._trace_out(tracer, name, {"gas": r.gas_used, "failed": not r.status})
+
+    def m_debug_traceCall(self, obj: Any, block: Any = "latest", options: Any = None) -> dict:
+        args = self._call_args(obj, 0)
+        name = self._tracer_name(options, 2)
+        tracer = Tracer()
+        at = self._state_at(block, 1)
+        failed, output = False, b""
+        try:
+            output = self.chain.call(**args, block=at, vm=tracer)
+        except ChainError as exc:  # a failing call is traced too
+            failed, output = True, exc.data or b""
+        return self._trace_out(tracer, name, {"failed": failed, "returnValue": _data(output)})
+
+
+def _arity(fn: Callable[..., Any]) -> tuple[int, int]:
+    parameters = inspect.signature(fn).parameters.values()
+    return (sum(1 for p in parameters if p.default is inspect.Parameter.empty),
+            len(parameters))
+
+
+def _call(fn: Callable[..., Any], params: list, arity: tuple[int, int]) -> Any:
+    required, most = arity
     if len(params) < required:
         raise RpcError(INVALID_PARAMS, f"missing value for required argument {len(params)}")
-    if len(params) > len(sig.parameters):
-        raise RpcError(INVALID_PARAMS,
-                       f"too many arguments, want at most {len(sig.parameters)}")
+    if len(params) > most:
+        raise RpcError(INVALID_PARAMS, f"too many arguments, want at most {most}")
     return fn(*params)
 
 

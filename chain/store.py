@@ -6,13 +6,29 @@ re-exported here) is the contract the chain depends on; `SqliteBlockStore` keeps
 in the state database's file, beside SqliteBackend's tables, and writes each block inside
 the backend's commit transaction (`SqliteBackend.commit_state(write=...)`): a crash at any
 moment leaves the last committed block whole, with its state, and nothing of the next.
+
+Readers never wait for the writer: `read_pool().session()` opens a read session on a
+connection of its own (pooled), which sees the last committed block and its state as of
+the session's first read (SQLite's WAL snapshot), however long it lasts and whatever is
+committed meanwhile.
+
+The writer never checkpoints either: SQLite's automatic checkpoint (every 1,000 pages of
+WAL) runs inside the commit that passes the mark, fsyncs included, which stalled one
+block in ~50 by milliseconds. A store over a file turns it off on its connection and
+checkpoints from a thread of its own, with a connection of its own, every
+CHECKPOINT_COMMITS commits (PASSIVE: it never blocks the writer or a reader). Durability
+is the backend's either way: a committed block is in the WAL when commit_block returns.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
 
 from evmc_bridge.abc import BlockData, BlockStore, StoredLog, StoredTx
 from state.backend import check_address, check_bytes, check_hash, check_uint
@@ -41,19 +57,196 @@ CREATE INDEX logs_address ON logs (address, block_number, log_index);
 CREATE INDEX logs_topic0 ON logs (topic0, block_number, log_index);
 """
 _TABLES = ("blocks", "transactions", "logs")
-
-__all__ = ["BlockData", "BlockStore", "SqliteBlockStore", "StoredLog", "StoredTx"]
-
-
+_READERS_KEPT = 8  # idle read connections kept for the next sessions
+CHECKPOINT_COMMITS = 200  # commits between background checkpoints (~2-4 MB of WAL)
 
 
+class Checkpointer:
+    """Checkpoints a WAL database from its own thread and connection, when asked."""
+
+    def __init__(self, path: str) -> None:
+        self._uri = f"file:{quote(str(Path(path).resolve()))}?mode=rw"
+        self._wake = threading.Event()
+        self._stop = False
+        self.checkpoints = 0
+        self._thread = threading.Thread(target=self._run, name="ewasm-checkpoint",
+                                        daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        db = None
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop:
+                break
+            try:
+                if db is None:
+                    db = sqlite3.connect(self._uri, uri=True, isolation_level=None,
+                                         check_same_thread=False)
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self.checkpoints += 1
+            except sqlite3.Error:
+                pass  # busy or gone: the next request tries again
+        if db is not None:
+            db.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=30)
 
 
+class BlockQueries:
+    """The store's queries over one connection: the writer's, or a reader's."""
+
+    _db: sqlite3.Connection
+
+    def _block_from_row(self, row: tuple) -> BlockData:
+        number, block_hash, parent_hash, header = row
+        txs = tuple(StoredTx(h, number, block_hash, idx, raw, receipt)
+                    for h, idx, raw, receipt in self._db.execute(
+                        "SELECT hash, idx, raw, receipt FROM transactions "
+                        "WHERE block_number = ? ORDER BY idx", (number,)))
+        return BlockData(number, block_hash, parent_hash, header, txs,
+                         tuple(self.logs(number, number)))
+
+    def block(self, number: int) -> BlockData | None:
+        if type(number) is not int:
+            raise InvalidBlockError(f"a block number is an int, got {number!r}")
+        if not 0 <= number < _SQL_INT_LIMIT:
+            return None
+        row = self._db.execute("SELECT number, hash, parent_hash, header FROM blocks "
+                               "WHERE number = ?", (number,)).fetchone()
+        return None if row is None else self._block_from_row(row)
+
+    def block_by_hash(self, block_hash: bytes) -> BlockData | None:
+        block_hash = check_hash(block_hash, "a block hash")
+        row = self._db.execute("SELECT number, hash, parent_hash, header FROM blocks "
+                               "WHERE hash = ?", (block_hash,)).fetchone()
+        return None if row is None else self._block_from_row(row)
+
+    def header(self, number: int) -> tuple[bytes, bytes] | None:
+        """(hash, encoded header) of block `number`, without its transactions and logs."""
+        if type(number) is not int or not 0 <= number < _SQL_INT_LIMIT:
+            return None
+        row = self._db.execute("SELECT hash, header FROM blocks WHERE number = ?",
+                               (number,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def last_hashes(self, count: int) -> list[tuple[int, bytes]]:
+        """(number, hash) of the `count` highest blocks."""
+        return self._db.execute("SELECT number, hash FROM blocks ORDER BY number DESC "
+                                "LIMIT ?", (count,)).fetchall()
+
+    def head_number(self) -> int | None:
+        row = self._db.execute("SELECT MAX(number) FROM blocks").fetchone()
+        return row[0]
+
+    def transaction(self, tx_hash: bytes) -> StoredTx | None:
+        tx_hash = check_hash(tx_hash, "a transaction hash")
+        row = self._db.execute(
+            "SELECT t.hash, t.block_number, b.hash, t.idx, t.raw, t.receipt "
+            "FROM transactions t JOIN blocks b ON b.number = t.block_number "
+            "WHERE t.hash = ?", (tx_hash,)).fetchone()
+        return None if row is None else StoredTx(*row)
+
+    def logs(self, from_block: int, to_block: int, addresses: Sequence[bytes] | None = None,
+             topics: Sequence[None | bytes | Sequence[bytes]] = ()) -> list[StoredLog]:
+        lo = check_uint(from_block, "from_block", 1 << 64)
+        hi = check_uint(to_block, "to_block", 1 << 64)
+        hi = min(hi, _SQL_INT_LIMIT - 1)
+        sql = ["SELECT l.block_number, b.hash, l.tx_index, l.tx_hash, l.log_index, l.address,"
+               " l.topic0, l.topic1, l.topic2, l.topic3, l.data FROM logs l"
+               " JOIN blocks b ON b.number = l.block_number"
+               " WHERE l.block_number BETWEEN ? AND ?"]
+        args: list = [lo, hi]
+        if addresses is not None:
+            if isinstance(addresses, bytes | bytearray | str):
+                raise InvalidBlockError("addresses is a list of addresses, not one")
+            wanted = [check_address(a) for a in addresses]
+            if wanted:
+                sql.append(f" AND l.address IN ({','.join('?' * len(wanted))})")
+                args.extend(wanted)
+        if isinstance(topics, bytes | bytearray | str) or len(topics) > 4:
+            raise InvalidBlockError(f"topics is a list of at most 4 positions, got {topics!r}")
+        for i, want in enumerate(topics):
+            if want is None:
+                continue
+            values = [want] if isinstance(want, bytes | bytearray) else list(want)
+            if not values:
+                continue
+            sql.append(f" AND l.topic{i} IN ({','.join('?' * len(values))})")
+            args.extend(check_hash(v, "a topic") for v in values)
+        sql.append(" ORDER BY l.block_number, l.log_index")
+        return [StoredLog(n, bh, ti, th, li, addr,
+                          tuple(t for t in (t0, t1, t2, t3) if t is not None), data)
+                for n, bh, ti, th, li, addr, t0, t1, t2, t3, data
+                in self._db.execute("".join(sql), args)]
 
 
+class BlockReader(BlockQueries):
+    """One read session: the store's queries, and the state tables, as committed when the
+    session made its first read. `connection` is the session's (read only)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._db
 
 
-class SqliteBlockStore(BlockStore):
+class ReadPool:
+    """Read-only connections to a database file, each used by one session at a time."""
+
+    def __init__(self, path: str) -> None:
+        self._uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def session(self) -> Iterator[BlockReader]:
+        with self._lock:
+            if self._closed:
+                raise InvalidBlockError("the store is closed")
+            db = self._idle.pop() if self._idle else None
+        if db is None:
+            try:
+                db = sqlite3.connect(self._uri, uri=True, check_same_thread=False,
+                                     isolation_level=None)
+            except sqlite3.Error as exc:
+                raise StateDatabaseError(f"cannot open a reader: {exc}") from None
+        db.execute("BEGIN")  # deferred: the snapshot is taken at the first read
+        try:
+            yield BlockReader(db)
+        finally:
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error:
+                db.close()
+                db = None
+            if db is not None:
+                with self._lock:
+                    if not self._closed and len(self._idle) < _READERS_KEPT:
+                        self._idle.append(db)
+                        db = None
+                if db is not None:
+                    db.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()
+
+
+class SqliteBlockStore(BlockQueries, BlockStore):
     """A BlockStore in the state database's file, on SqliteBackend's connection."""
 
     def __init__(self, backend: SqliteBackend) -> None:
@@ -75,6 +268,17 @@ class SqliteBlockStore(BlockStore):
             raise StateDatabaseError(f"{backend.path}: no usable block tables: "
                                      f"{exc}") from None
         self._head: tuple[int, bytes] | None = None if row is None else (row[0], row[1])
+        self._checkpointer: Checkpointer | None = None
+        self._commits = 0
+        path = backend.path
+        if path not in ("", ":memory:") and not path.startswith("file:"):
+            db.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = Checkpointer(path)
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._checkpointer is not None and self._commits % CHECKPOINT_COMMITS == 0:
+            self._checkpointer.request()
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, durable: bool = False) -> SqliteBlockStore:
@@ -91,7 +295,10 @@ class SqliteBlockStore(BlockStore):
         return self._state
 
     def close(self) -> None:
-        self._state.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
+        self._state.close()  # SQLite checkpoints the WAL whole when its last connection closes
 
     def __enter__(self) -> SqliteBlockStore:
         return self
@@ -107,6 +314,7 @@ class SqliteBlockStore(BlockStore):
         txs, logs = self._check_block(block)
         self._state.commit_state(lambda db: self._write_block(block, txs, logs))
         self._head = (block.number, bytes(block.hash))
+        self._committed()
 
     def _check_block(self, block: BlockData) -> tuple[list[tuple], list[tuple]]:
         """Validate the block against the head; its transaction and log rows."""
@@ -176,71 +384,57 @@ class SqliteBlockStore(BlockStore):
         db.executemany("INSERT INTO transactions VALUES (?, ?, ?, ?, ?)", txs)
         db.executemany("INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", logs)
 
-    # --- queries --------------------------------------------------------------------------
-    def _block_from_row(self, row: tuple) -> BlockData:
-        number, block_hash, parent_hash, header = row
-        txs = tuple(StoredTx(h, number, block_hash, idx, raw, receipt)
-                    for h, idx, raw, receipt in self._db.execute(
-                        "SELECT hash, idx, raw, receipt FROM transactions "
-                        "WHERE block_number = ? ORDER BY idx", (number,)))
-        return BlockData(number, block_hash, parent_hash, header, txs,
-                         tuple(self.logs(number, number)))
+    # --- rewinding ------------------------------------------------------------------------
+    def rewind(self, number: int) -> None:
+        """Drop every block after `number`, with its transactions and logs, and commit the
+        state backend's pending changes (the state of block `number`, which the caller has
+        restored) in the same transaction: a crash leaves the chain at one or the other."""
+        check_uint(number, "a block number", _SQL_INT_LIMIT)
+        if self._head is None or number > self._head[0]:
+            raise InvalidBlockError(f"cannot rewind to block {number}: the head is "
+                                    f"{None if self._head is None else self._head[0]}")
+        row = self._db.execute("SELECT hash FROM blocks WHERE number = ?", (number,)).fetchone()
+        if row is None:
+            raise InvalidBlockError(f"cannot rewind to block {number}: not stored")
 
-    def block(self, number: int) -> BlockData | None:
-        if type(number) is not int:
-            raise InvalidBlockError(f"a block number is an int, got {number!r}")
-        if not 0 <= number < _SQL_INT_LIMIT:
+        def drop(db: sqlite3.Connection) -> None:
+            for table in ("logs", "transactions"):
+                db.execute(f"DELETE FROM {table} WHERE block_number > ?", (number,))
+            db.execute("DELETE FROM blocks WHERE number > ?", (number,))
+
+        self._state.commit_state(drop)
+        self._head = (number, row[0])
+        self._committed()
+
+    def commit_blocks(self, blocks: Sequence[BlockData]) -> None:
+        """commit_block for several blocks in one transaction, the pending state changes
+        with them (what the last block leaves; the others' state roots are the caller's
+        business, as for blocks that change no state)."""
+        rows = []
+        head = self._head
+        try:
+            for block in blocks:
+                rows.append((block, *self._check_block(block)))
+                self._head = (block.number, bytes(block.hash))
+        finally:
+            self._head = head
+
+        def write(db: sqlite3.Connection) -> None:
+            for block, txs, logs in rows:
+                self._write_block(block, txs, logs)
+
+        self._state.commit_state(write)
+        if rows:
+            self._head = (rows[-1][0].number, bytes(rows[-1][0].hash))
+        self._committed()
+
+    def read_pool(self) -> ReadPool | None:
+        """Readers of this store's file, or None for an in-memory database."""
+        path = self._state.path
+        if path in ("", ":memory:") or path.startswith("file:"):
             return None
-        row = self._db.execute("SELECT number, hash, parent_hash, header FROM blocks "
-                               "WHERE number = ?", (number,)).fetchone()
-        return None if row is None else self._block_from_row(row)
-
-    def block_by_hash(self, block_hash: bytes) -> BlockData | None:
-        block_hash = check_hash(block_hash, "a block hash")
-        row = self._db.execute("SELECT number, hash, parent_hash, header FROM blocks "
-                               "WHERE hash = ?", (block_hash,)).fetchone()
-        return None if row is None else self._block_from_row(row)
-
-    def transaction(self, tx_hash: bytes) -> StoredTx | None:
-        tx_hash = check_hash(tx_hash, "a transaction hash")
-        row = self._db.execute(
-            "SELECT t.hash, t.block_number, b.hash, t.idx, t.raw, t.receipt "
-            "FROM transactions t JOIN blocks b ON b.number = t.block_number "
-            "WHERE t.hash = ?", (tx_hash,)).fetchone()
-        return None if row is None else StoredTx(*row)
-
-    def logs(self, from_block: int, to_block: int, addresses: Sequence[bytes] | None = None,
-             topics: Sequence[None | bytes | Sequence[bytes]] = ()) -> list[StoredLog]:
-        lo = check_uint(from_block, "from_block", 1 << 64)
-        hi = check_uint(to_block, "to_block", 1 << 64)
-        hi = min(hi, _SQL_INT_LIMIT - 1)
-        sql = ["SELECT l.block_number, b.hash, l.tx_index, l.tx_hash, l.log_index, l.address,"
-               " l.topic0, l.topic1, l.topic2, l.topic3, l.data FROM logs l"
-               " JOIN blocks b ON b.number = l.block_number"
-               " WHERE l.block_number BETWEEN ? AND ?"]
-        args: list = [lo, hi]
-        if addresses is not None:
-            if isinstance(addresses, bytes | bytearray | str):
-                raise InvalidBlockError("addresses is a list of addresses, not one")
-            wanted = [check_address(a) for a in addresses]
-            if wanted:
-                sql.append(f" AND l.address IN ({','.join('?' * len(wanted))})")
-                args.extend(wanted)
-        if isinstance(topics, bytes | bytearray | str) or len(topics) > 4:
-            raise InvalidBlockError(f"topics is a list of at most 4 positions, got {topics!r}")
-        for i, want in enumerate(topics):
-            if want is None:
-                continue
-            values = [want] if isinstance(want, bytes | bytearray) else list(want)
-            if not values:
-                continue
-            sql.append(f" AND l.topic{i} IN ({','.join('?' * len(values))})")
-            args.extend(check_hash(v, "a topic") for v in values)
-        sql.append(" ORDER BY l.block_number, l.log_index")
-        return [StoredLog(n, bh, ti, th, li, addr,
-                          tuple(t for t in (t0, t1, t2, t3) if t is not None), data)
-                for n, bh, ti, th, li, addr, t0, t1, t2, t3, data
-                in self._db.execute("".join(sql), args)]
+        return ReadPool(path)
 
 
-__all__ = ["BlockData", "BlockStore", "SqliteBlockStore", "StoredLog", "StoredTx"]
+__all__ = ["BlockData", "BlockQueries", "BlockReader", "BlockStore", "ReadPool", "SqliteBlockStore",
+           "StoredLog", "StoredTx"]

@@ -1,5 +1,6 @@
 """`ewasm deploy / call / send / balance / wrap-deploy` on one database file, human and
---json output, errors."""
+--json output, errors; deploying a creation module (its constructor runs) or a runtime
+module (wrapped), by the rule or by --init / --runtime."""
 
 from __future__ import annotations
 
@@ -14,8 +15,16 @@ from chain.wrap import wrap_deploy
 from ewasm import ContractValidationError
 
 from ..chain.conftest import SUPPLY, balance_data, selector, transfer_data, word
+from ..chain.test_deploy import FIXTURES
 
 ALICE = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+
+
+@pytest.fixture(scope="module")
+def counter(wat) -> tuple[bytes, bytes]:
+    """(runtime, creation) of fixtures/contracts/counter*.wat."""
+    return (wat((FIXTURES / "counter.wat").read_text()),
+            wat((FIXTURES / "counter.deploy.wat").read_text()))
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -98,3 +107,34 @@ def test_a_node_holding_the_database_blocks_the_cli(tmp_path, capsys):
     with Chain(tmp_path / "c.db"):
         code, _, err = run(capsys, "balance", ALICE, "--db", str(tmp_path / "c.db"))
     assert code == 1 and "in use by pid" in err
+
+
+def test_ewasm_deploy_runs_a_constructor_or_wraps_a_runtime(tmp_path, capsys, counter):
+    runtime, creation = counter
+    db = str(tmp_path / "c.db")
+    (tmp_path / "counter.deploy.wasm").write_bytes(creation)
+    (tmp_path / "counter.wasm").write_bytes(runtime)
+    assert main(["deploy", str(tmp_path / "counter.deploy.wasm"), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "as a creation module" in out and "log" in out
+    assert main(["deploy", str(tmp_path / "counter.wasm"), "--db", db, "--json"]) == 0
+    receipt = json.loads(capsys.readouterr().out)
+    assert receipt["status"] == 1 and receipt["logs"] == []  # wrapped: no constructor
+    # --init sends a runtime as creation code: its main reverts without call data.
+    assert main(["deploy", str(tmp_path / "counter.wasm"), "--db", db, "--init",
+                 "--gas", "300000"]) == 1
+    assert "as a creation module" in capsys.readouterr().out
+    # --runtime wraps even a module that embeds one (a factory's runtime, say).
+    assert main(["deploy", str(tmp_path / "counter.deploy.wasm"), "--db", db, "--runtime",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["logs"] == []
+
+
+def test_ewasm_deploy_refuses_what_is_no_contract(tmp_path, capsys):
+    db = str(tmp_path / "c.db")
+    (tmp_path / "evm.bin").write_bytes(bytes.fromhex("6080604052"))
+    assert main(["deploy", str(tmp_path / "evm.bin"), "--db", db]) == 1
+    assert "is not a Wasm module" in capsys.readouterr().err
+    (tmp_path / "bad.wasm").write_bytes(b"\0asm\x01\0\0\0")
+    assert main(["deploy", str(tmp_path / "bad.wasm"), "--db", db]) == 1
+    assert "is not an Ewasm contract module" in capsys.readouterr().err

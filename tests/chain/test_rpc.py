@@ -83,12 +83,18 @@ def test_bad_parameters_are_invalid_params(rpc, params):
     assert error(rpc, "eth_getBalance", *params)["code"] == -32602
 
 
-def test_state_of_an_old_block_is_an_error_not_a_wrong_answer(rpc):
+def test_state_of_an_old_block_is_read_from_its_root(rpc):
     alice = rpc.chain.accounts[0].address
-    rpc.chain.send_transaction(alice, to=bytes(20), value=1)
+    before = rpc.chain.head()
+    rpc.chain.send_transaction(alice, to=b"\x5e" * 20, value=1)
     address = "0x" + alice.hex()
-    assert ask(rpc, "eth_getBalance", address, "latest")["result"]
-    assert "historical state" in error(rpc, "eth_getBalance", address, "0x0")["message"]
+    latest = int(ask(rpc, "eth_getBalance", address, "latest")["result"], 16)
+    old = int(ask(rpc, "eth_getBalance", address, hex(before))["result"], 16)
+    assert old > latest  # the transfer and its fee came after block `before`
+    assert ask(rpc, "eth_getBalance", "0x" + "5e" * 20, hex(before))["result"] == "0x0"
+    assert ask(rpc, "eth_getBalance", "0x" + "5e" * 20, "latest")["result"] == "0x1"
+    assert int(ask(rpc, "eth_getTransactionCount", address, hex(before))["result"], 16) \
+        == int(ask(rpc, "eth_getTransactionCount", address, "latest")["result"], 16) - 1
     assert error(rpc, "eth_getBalance", address, "0xffff")["message"] == "header not found"
     assert ask(rpc, "eth_getBlockByNumber", "0xffff", False)["result"] is None
 
@@ -130,7 +136,9 @@ def test_send_transaction_from_an_unknown_account_is_refused(rpc):
 def wsgi(app, body: bytes, method: str = "POST", length: int | None = None):
     status: list[str] = []
     environ = {"REQUEST_METHOD": method, "wsgi.input": io.BytesIO(body),
-               "CONTENT_LENGTH": str(len(body) if length is None else length)}
+               "CONTENT_LENGTH": str(len(body) if length is None else length),
+               "CONTENT_TYPE": "application/json", "HTTP_HOST": "127.0.0.1:8545",
+               "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8545"}
     out = b"".join(app(environ, lambda s, h: status.append(s)))
     return status[0], out
 

@@ -605,3 +605,45 @@ def test_a_chain_refusing_to_open_closes_the_store_it_was_given(tmp_path):
         with pytest.raises(ChainLockedError):
             Chain(path, store=store)
     assert store.calls == ["close"]
+
+
+# --- checkpoints and readers ---------------------------------------------------------------
+def test_the_wal_is_checkpointed_in_the_background_and_stays_bounded(tmp_path):
+    import time
+
+    from chain.store import CHECKPOINT_COMMITS
+
+    path = tmp_path / "c.db"
+    wal = Path(str(path) + "-wal")
+    with SqliteBlockStore.open(path) as s:
+        assert s.state.connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        sizes = []
+        for round_ in range(4):
+            for i in range(CHECKPOINT_COMMITS):
+                s.state.set_storage(ADDRS[i % 3], KEYS[i % 4], w(1 + i + round_))
+                commit(s)
+            checkpointer = s._checkpointer
+            deadline = time.monotonic() + 30
+            while checkpointer.checkpoints < round_ + 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert checkpointer.checkpoints >= round_ + 1
+            sizes.append(wal.stat().st_size)
+        # Checkpointed WAL frames are reused: the file does not grow round after round.
+        assert sizes[-1] <= 2 * sizes[0]
+    assert not wal.exists() or wal.stat().st_size == 0  # the last close checkpoints it
+
+
+def test_a_reader_sees_one_committed_snapshot_while_blocks_are_written(tmp_path):
+    path = tmp_path / "c.db"
+    with SqliteBlockStore.open(path) as s:
+        commit(s)
+        pool = s.read_pool()
+        with pool.session() as r:
+            assert r.head_number() == 0
+            commit(s)  # written meanwhile: not seen by this session
+            assert r.head_number() == 0 and r.block(1) is None
+        with pool.session() as r:
+            assert r.head_number() == 1 and r.block(1) is not None
+        pool.close()
+        with pytest.raises(Exception, match="closed"), pool.session():
+            pass

@@ -138,3 +138,22 @@ def test_any_signed_transaction_decodes_to_its_fields(nonce, gas, value, data, t
                                                                         data, chain_id)
     assert tx.sender == SENDER
     assert tx.hash == keccak(raw)
+
+
+def test_non_canonical_rlp_is_refused():
+    fields = rlp.decode(sign(legacy()))
+    leading_zero = rlp.encode([b"\x00\x01"] + fields[1:])  # nonce with a leading zero
+    with pytest.raises(TransactionDecodeError, match="leading zeros"):
+        decode_transaction(leading_zero)
+    # The single byte 0x05 (nonce 5) written as a one-byte string, 0x81 0x05.
+    body = b"".join(rlp.encode(f) for f in fields[1:])
+    prefixed = b"\x81\x05" + body
+    raw = bytes([0xC0 + len(prefixed)]) if len(prefixed) < 56 else \
+        bytes([0xF7 + 1, len(prefixed)])
+    with pytest.raises(TransactionDecodeError, match="malformed"):
+        decode_transaction(raw + prefixed)
+    # A list field where a number goes.
+    with pytest.raises(TransactionDecodeError, match="malformed"):
+        decode_transaction(rlp.encode([[b"\x01"]] + fields[1:]))
+    with pytest.raises(TransactionDecodeError, match="9 fields"):
+        decode_transaction(rlp.encode(fields[:8]))
