@@ -837,11 +837,16 @@ class Chain:
     # --- simulation -----------------------------------------------------------------------
     def _limited(self, run: Callable[[], Any]) -> Any:
         """run() under the node's wall-clock limit (ewasm.time_limit, where the engine
-        has it): past it, SimulationTimeout, whatever run() answered."""
+        has it): past it, SimulationTimeout, whatever run() answered. Code first seen in
+        a simulation is compiled for it alone (ewasm.ephemeral_code): a free eth_call
+        costs the node no disk and no lasting memory."""
+        import ewasm
+
         limit_fn = _time_limit()
         if limit_fn is None or not self.call_timeout:
-            return run()
-        with limit_fn(self.call_timeout) as limit:
+            with ewasm.ephemeral_code():  # code sent to be simulated is not kept
+                return run()
+        with limit_fn(self.call_timeout) as limit, ewasm.ephemeral_code():
             try:
                 out = run()
             except ChainError:

@@ -94,3 +94,24 @@ def test_the_chain_mines_and_reads_while_a_simulation_runs(tmp_path, wat):
         sim.join(60)
         assert mined_while_running, "the transaction waited for the simulation"
         assert len(errors) == 1 and isinstance(errors[0], SimulationTimeout)
+
+
+def test_code_sent_to_a_simulation_is_not_kept(tmp_path, wat):
+    import importlib
+
+    execute_module = importlib.import_module("ewasm.execute")
+    # Creation code seen nowhere else: a constant makes it unique to this test.
+    init = wrap_deploy(wat("""(module (import "ethereum" "finish" (func $f (param i32 i32)))
+      (memory 1) (export "memory" (memory 0)) (data (i32.const 0) "\\2a\\17\\09\\77")
+      (func (export "main") (call $f (i32.const 0) (i32.const 4))))"""))
+    with Chain(tmp_path / "c.db") as chain:
+        before = set(execute_module._cache)
+        alice = chain.accounts[0].address
+        for _ in range(2):
+            chain.call(sender=alice, data=init)
+        added = set(execute_module._cache) - before
+        assert not added, "a simulation's code stayed in the process's cache"
+        # A real deployment of the same code is prepared and kept as usual.
+        r = chain.transaction(chain.send_transaction(alice, gas=1_000_000, data=init)).receipt
+        assert r.status == 1, r.error
+        assert set(execute_module._cache) - before
