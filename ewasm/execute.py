@@ -42,7 +42,7 @@ from .errors import (
 )
 from .module import EXTERN_FUNC, Module
 from .runtime.externs import NativeFunc
-from .runtime.instance import Instance, NativeExit
+from .runtime.instance import Instance
 from .runtime.stack import NATIVE_SWITCH, run_on_big_stack
 from .time_limit import _expired as _limits_expired
 from .time_limit import interrupted
@@ -342,10 +342,9 @@ def _invoke_main(instance: Instance, main: int, output_word_gas: int) -> Result:
     Byzantium, finish/revert pay output_word_gas per word of output once its range is
     checked (both EEI implementations: here, the same rule and numbers)."""
     try:
-        instance.call_void(main)
-    except NativeExit:
-        return eei_native.result_of(instance.native_frame, instance.memory, instance.ctx.gas,
-                                    output_word_gas)
+        if not instance.call_void(main):  # a native EEI function ended it (finish, ...)
+            return eei_native.result_of(instance.native_frame, instance.memory,
+                                        instance.ctx.gas, output_word_gas)
     except eei.Stop as stop:
         gas = instance.ctx.gas
         cost = output_word_gas * ((len(stop.output) + 31) >> 5)

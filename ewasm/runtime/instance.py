@@ -239,7 +239,7 @@ class Instance:
         if code is None:
             code = compiled.load()
         self._code = code
-        self._void_vals = None  # call_void's value slot, made on first use
+        self._void_entry = None  # call_void's (index, entry, wrapper, vmctx, slot, address)
         self.ctx = abi.VMContext()
         self._ctx_addr = ctypes.addressof(self.ctx)
         t = self._template = template_of(m, code)
@@ -652,37 +652,45 @@ class Instance:
             return [from_carrier(vals[i], t) for i, t in enumerate(ft.results)]
         return self._ended(status, exc)
 
-    def call_void(self, index: int) -> None:
+    def call_void(self, index: int) -> bool:
         """Call function `index`, of type [] -> [] (a contract's main), with nothing to box
-        or unbox: the per-message path of execute."""
-        ref = self._funcref(index)
-        if index < self._nimp or self._func_types[index].params or \
-                self._func_types[index].results:
-            self._call(index, ())
-            return
-        if not NATIVE_SWITCH:
-            self._call(index, ())
-            return
-        vals = self._void_vals
-        if vals is None:
-            vals = self._void_vals = (ctypes.c_uint64 * 1)()
+        or unbox: the per-message path of execute. True when it returned; False when a
+        native host function ended the run (STATUS_EXIT: no exception for the common
+        end of a contract, finish); raises for a trap or a host function's error."""
+        entry = self._void_entry
+        if entry is None or entry[0] != index:
+            ft = self._func_types[index]
+            if index < self._nimp or ft.params or ft.results or not NATIVE_SWITCH:
+                try:
+                    self._call(index, ())
+                except NativeExit:
+                    return False
+                return True
+            ref = self._funcref(index)
+            vals = (ctypes.c_uint64 * 1)()
+            entry = self._void_entry = (index, ref.entry, ref.wrapper, ref.vmctx, vals,
+                                        ctypes.addressof(vals))
+        _, fn, wrapper, vmctx, _, vals_addr = entry
         ctx = self.ctx
         try:
             stack = _exec.budgets
         except AttributeError:
             stack = _budget_stack()
-        if stack:  # the compiled code that called the host continues with its budget
-            ctx.budget = ctypes.c_int64.from_address(stack[-1] + abi.CTX_BUDGET).value \
-                if stack[-1] else DEFAULT_STACK_BUDGET
+        if stack and stack[-1]:  # the compiled code that called the host goes on with its budget
+            ctx.budget = ctypes.c_int64.from_address(stack[-1] + abi.CTX_BUDGET).value
         else:
             ctx.budget = DEFAULT_STACK_BUDGET
-        status = call_compiled(ref.entry, ref.wrapper, ref.vmctx, None, ctypes.addressof(vals))
-        if status:
-            exc = None
-            if status == abi.STATUS_HOST:
-                exc = getattr(_exec, "pending", None)
-                _exec.pending = None
-            self._ended(status, exc)
+        status = call_compiled(fn, wrapper, vmctx, None, vals_addr)
+        if not status:
+            return True
+        if status == STATUS_EXIT:
+            return False
+        exc = None
+        if status == abi.STATUS_HOST:
+            exc = getattr(_exec, "pending", None)
+            _exec.pending = None
+        self._ended(status, exc)
+        return True
 
     def _ended(self, status: int, exc: BaseException | None) -> list[int]:
         """Raise what a non-OK status from compiled code stands for."""
