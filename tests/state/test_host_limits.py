@@ -319,7 +319,8 @@ GREEDY = """
     (call $finish (i32.const 0) (i32.const 4))))
 """.replace("{GROW_ALL}", GROW_ALL)
 
-_RSS_PROBE = r"""
+# The start of both RSS probes: the code to run and the process's resident memory.
+_PROBE_HEAD = r"""
 import resource, sys, time
 sys.path[:0] = {paths!r}
 from evmc_bridge import CallKind, Message, Revision, TxContext
@@ -330,7 +331,9 @@ code = bytes.fromhex({code!r})
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize()
-backend = MemoryBackend.from_accounts({{b"\x5e" * 20: Account(code=code)}})
+"""
+
+_RSS_PROBE = _PROBE_HEAD + r"""backend = MemoryBackend.from_accounts({{b"\x5e" * 20: Account(code=code)}})
 host = StateHost(backend, TxContext(), Revision.LONDON)
 msg = Message(kind=CallKind.CALL, gas=30_000_000, recipient=b"\x5e" * 20,
               code_address=b"\x5e" * 20)
@@ -447,17 +450,7 @@ GREEDY_CREATOR = """
     (call $finish (i32.const 0) (i32.const 0))))
 """.replace("{GROW_ALL}", GROW_ALL)
 
-_RSS_CREATE_PROBE = r"""
-import resource, sys, time
-sys.path[:0] = {paths!r}
-from evmc_bridge import CallKind, Message, Revision, TxContext
-from state.host import StateHost
-from state.memory import MemoryBackend
-code = bytes.fromhex({code!r})
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-def create(gas):
+_RSS_CREATE_PROBE = _PROBE_HEAD + r"""def create(gas):
     host = StateHost(MemoryBackend(), TxContext(), Revision.BYZANTIUM)
     return host.create(Message(kind=CallKind.CREATE, gas=gas, sender=b"\x5e" * 20,
                                input=code), b"\xcc" * 20)
