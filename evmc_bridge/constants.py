@@ -41,6 +41,7 @@ GAS_VALUE_TRANSFER = 9000
 GAS_VALUE_STIPEND = 2300
 GAS_NEW_ACCOUNT = 25000
 GAS_CREATE = 32000
+GAS_CREATE2_WORD = 6  # EIP-1014: CREATE2 hashes its init code, 6 gas a word (as SHA3)
 GAS_SELFDESTRUCT = 5000
 
 # --- gas: transactions and creation (the fork-dependent ones are chosen in `forks`) --------

@@ -35,6 +35,12 @@ class ForkRules:
     # compiled, and its size limit (None: none). Constants' comment says where from.
     initcode_byte_gas: int = 0
     max_initcode_size: int | None = None
+    create2: bool = False  # EIP-1014 (Constantinople): CREATE2, and Wasm's create2 import
+    # The precompiles' prices (state.precompiles): EIP-1108's cheaper alt_bn128 and
+    # EIP-152's blake2f at 0x09 (Istanbul), EIP-2565's modexp (Berlin).
+    eip1108: bool = False
+    blake2f: bool = False
+    eip2565: bool = False
     # finish/revert: gas per 32-byte word of output (constants' comment says why).
     output_word_gas: int = 0
 
@@ -61,6 +67,10 @@ def _build(r: Revision) -> ForkRules:
         initcode_byte_gas=c.GAS_INITCODE_BYTE_EWASM if r > Revision.BYZANTIUM else 0,
         max_initcode_size=c.MAX_INITCODE_SIZE_EWASM if r > Revision.BYZANTIUM else None,
         output_word_gas=c.GAS_OUTPUT_WORD_EWASM if r > Revision.BYZANTIUM else 0,
+        create2=r >= Revision.CONSTANTINOPLE,
+        eip1108=r >= Revision.ISTANBUL,
+        blake2f=r >= Revision.ISTANBUL,
+        eip2565=r >= Revision.BERLIN,
     )
 
 

@@ -27,6 +27,7 @@ from evmc_bridge.constants import (  # Hera's GasSchedule (eei.md §2.7)
     GAS_CALL,
     GAS_COPY_WORD,
     GAS_CREATE,
+    GAS_CREATE2_WORD,
     GAS_EXTCODE,
     GAS_LOG,
     GAS_LOG_DATA,
@@ -49,6 +50,7 @@ from evmc_bridge.forks import ForkRules
 from .contract import DEBUG_SIGNATURES, EEI_SIGNATURES
 from .errors import ExecutionEnded
 from .runtime.externs import HostFunc, Memory
+from .types import I32, FuncType
 
 _U32 = 0xFFFFFFFF
 _memmove = ctypes.memmove
@@ -476,6 +478,51 @@ def create(f: Frame, v: int, d: int, length: int, r: int) -> int:
     return _status_code(result)
 
 
+# SSVM's create2 (eei.md §2.6): create's arguments and a salt. The salt is a u256 in memory,
+# little-endian like every EEI number, so the 32 bytes at saltOffset are reversed into
+# EVMC's big-endian create2_salt: the number s stored there is the salt s of the EVM's
+# CREATE2, and the same sender, salt and init code give the same address from both VMs.
+CREATE2_SIGNATURE = FuncType((I32, I32, I32, I32, I32), (I32,))
+
+
+def create2(f: Frame, v: int, d: int, length: int, s: int, r: int) -> int:
+    """EIP-1014 from Wasm: 32,000 gas, 6 a word of init code for its hash, and from after
+    Byzantium the init code's per-byte charge and size limit (as create). Before
+    Constantinople, which brought CREATE2 to the EVM, it is an undefined instruction."""
+    fork = f.rules
+    if fork is None or not fork.create2:
+        raise Abort(StatusCode.UNDEFINED_INSTRUCTION, "create2 needs Constantinople's "
+                                                      "rules (EIP-1014)")
+    n = length & _U32
+    if fork.max_initcode_size is not None and n > fork.max_initcode_size:
+        raise Abort(StatusCode.OUT_OF_GAS, f"init code of {n} bytes exceeds the limit "
+                                           f"of {fork.max_initcode_size}")
+    f.charge(GAS_CREATE + GAS_CREATE2_WORD * words(n) + fork.initcode_byte_gas * n)
+    f.require_not_static("create2")
+    msg = f.msg
+    value = f.load_u128(v)
+    salt = f.load(s, 32)[::-1]  # u256 little-endian -> EVMC's big-endian bytes32
+    if msg.depth >= MAX_CALL_DEPTH:
+        return 1
+    if _balance(f) < value:
+        return 1
+    initcode = f.load(d, length) if n else b""
+    left = f.ctx.gas
+    gas = left - left // 64
+    f.charge(gas)
+    result = f.host.call(Message(kind=CallKind.CREATE2, depth=msg.depth + 1, gas=gas,
+                                 recipient=ZERO_ADDRESS, sender=msg.recipient, input=initcode,
+                                 value=value, create2_salt=salt))
+    _internal_error_ends_all(result)
+    f.ctx.gas += result.gas_left
+    if result.status == StatusCode.SUCCESS:
+        f.store(r, result.create_address)
+        f.return_data = b""
+    else:
+        f.return_data = result.output
+    return _status_code(result)
+
+
 # --- debug namespace (no gas) ---------------------------------------------------------------
 def _debug_mem(f: Frame, offset: int, length: int) -> bytes:
     try:
@@ -539,7 +586,13 @@ DEBUG_IMPLEMENTATIONS: dict[str, Callable[..., None]] = {
     "printMemHex": print_mem_hex, "printStorage": print_storage,
     "printStorageHex": print_storage_hex, "evmTrace": evm_trace,
 }
-assert IMPLEMENTATIONS.keys() == EEI_SIGNATURES.keys()
+# Functions beyond Hera's 33, with their signatures: a contract can import one only once
+# the contract rules (ewasm.contract.EEI_SIGNATURES) list it.
+EXTENSIONS: dict[str, tuple[FuncType, Callable[..., int | None]]] = {
+    "create2": (CREATE2_SIGNATURE, create2),
+}
+assert IMPLEMENTATIONS.keys() | EXTENSIONS.keys() >= EEI_SIGNATURES.keys()
+assert all(EEI_SIGNATURES.get(n, sig) == sig for n, (sig, _) in EXTENSIONS.items())
 assert DEBUG_IMPLEMENTATIONS.keys() == DEBUG_SIGNATURES.keys()
 
 
@@ -554,11 +607,14 @@ def _bind(impl: Callable[..., int | None]) -> Callable[..., int | None]:
 # One HostFunc per EEI function for the whole process (their native trampolines are
 # built once); they act on the innermost frame of the calling thread.
 # The EEI functions that run another frame (and so re-enter compiled code).
-_REENTERING = frozenset({"call", "callCode", "callDelegate", "callStatic", "create"})
+_REENTERING = frozenset({"call", "callCode", "callDelegate", "callStatic", "create",
+                         "create2"})
 
 HOST_FUNCS: dict[tuple[str, str], HostFunc] = {
     **{("ethereum", n): HostFunc(EEI_SIGNATURES[n], _bind(fn), reenters=n in _REENTERING)
        for n, fn in IMPLEMENTATIONS.items()},
+    **{("ethereum", n): HostFunc(sig, _bind(fn), reenters=n in _REENTERING)
+       for n, (sig, fn) in EXTENSIONS.items()},
     **{("debug", n): HostFunc(DEBUG_SIGNATURES[n], _bind(fn), reenters=False)
        for n, fn in DEBUG_IMPLEMENTATIONS.items()},
 }

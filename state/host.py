@@ -1,11 +1,25 @@
 """StateHost: the EVMC Host of one transaction over a StateBackend.
 
-Nested calls and creates re-enter the VM it was given (by default the engine,
-`ewasm.execute`); every frame runs under
-a snapshot of the backend and of the transaction's substate (logs, refund counter,
-self-destructed accounts), committed on success and reverted otherwise. Message
-convention: EVMC 10+ (`recipient` = the account acted on, `code_address` = whose code
-runs), which is what the engine sends for CALLCODE and DELEGATECALL.
+One host, two VMs. EVMC has no handoff from one VM to another, so the host chooses the
+VM of every frame by its code, before any VM sees it (both py-evm and revm run
+`\\0asm...` as STOP, so code given to the wrong VM would "succeed"): code that starts
+with `\\0asm` goes to the Wasm VM (by default the engine, `ewasm.execute`), anything
+else to the EVM (by default py-evm through `state.evm.execute_evm`; `evm=None` turns it
+off, and the Wasm VM then refuses EVM code as before). The rule is geth's Ewasm fork's
+4-byte prefix, not Hera's 8-byte preamble: a 4-7 byte `\\0asm` blob is broken Wasm (the
+engine fails it), not EVM code starting with STOP. Nested calls of either VM come back
+here, so Wasm -> EVM -> Wasm nests like any call. The precompiles (state.precompiles,
+by revision) are the host's, for frames of both VMs.
+
+Every frame runs under a snapshot of the backend and of the transaction's substate
+(logs, refund counter, self-destructed accounts), committed on success and reverted
+otherwise: the only journal (the EVM keeps none of its own). Message convention: EVMC
+10+ (`recipient` = the account acted on, `code_address` = whose code runs), which is
+what both VMs send for CALLCODE and DELEGATECALL.
+
+Refunds: a Wasm frame's are counted here when it clears a slot (Hera reports none; the
+aleth host that filled the Ewasm state tests counted them the same way); an EVM frame's
+are its own, EVMC's `Result.gas_refund`, added when the frame succeeds.
 """
 
 from __future__ import annotations
@@ -28,10 +42,14 @@ from evmc_bridge import (
     TxContext,
 )
 from evmc_bridge.abc import VM, CodeLoader
-from evmc_bridge.constants import ZERO_BYTES32
+from evmc_bridge.constants import NONCE_LIMIT, ZERO_BYTES32
 from evmc_bridge.forks import rules
+from ewasm.contract import WASM_MAGIC
 
+from . import precompiles as _precompiles
 from .backend import Log, StateBackend
+
+_RIPEMD160 = (3).to_bytes(20, "big")
 
 
 def create_address(sender: bytes, nonce: int) -> bytes:
@@ -39,18 +57,40 @@ def create_address(sender: bytes, nonce: int) -> bytes:
     return keccak(rlp.encode([sender, nonce]))[12:]
 
 
+def create2_address(sender: bytes, salt: bytes, init_code: bytes) -> bytes:
+    """CREATE2's address (EIP-1014): keccak256(0xff ++ sender ++ salt ++
+    keccak256(init_code))[12:], salt as 32 big-endian bytes (EVMC's create2_salt), the
+    init code as its sender sent it (before any metering)."""
+    return keccak(b"\xff" + bytes(sender) + bytes(salt) + keccak(bytes(init_code)))[12:]
+
+
+def is_wasm(code: bytes) -> bool:
+    """The dispatch rule: Wasm code starts with `\\0asm` (geth's Ewasm fork)."""
+    return code[:4] == WASM_MAGIC
+
+
+def _default_evm() -> VM:
+    from .evm import execute_evm
+
+    return execute_evm
+
+
 class StateHost:
     """Implements evmc_bridge.Host for one transaction.
 
-    vm: runs every frame (default: the engine, `ewasm.execute`; any EVMC VM loaded with
-    `evmc_bridge.load_vm` fits); engine_options are passed to it as keywords.
-    max_code_size: the largest code a CREATE may deploy ("fork": the revision's EIP-170
-    limit; None: none)."""
+    vm: runs the Wasm frames (default: the engine, `ewasm.execute`; any EVMC VM loaded
+    with `evmc_bridge.load_vm` fits); engine_options are passed to it as keywords.
+    evm: runs the frames whose code is not Wasm ("default": py-evm through
+    `state.evm.execute_evm`; None: none, the Wasm VM runs every frame and refuses EVM
+    code, as before the EVM; or any EVMC VM). loader: prepares the Wasm code of a CREATE
+    (with the EVM off, all code, as before). max_code_size: the largest code a CREATE may
+    deploy ("fork": the revision's EIP-170 limit; None: none)."""
 
     def __init__(self, backend: StateBackend, tx_context: TxContext, revision: Revision, *,
                  block_hash: Callable[[int], bytes] | None = None,
                  engine_options: dict[str, Any] | None = None,
                  loader: CodeLoader | None = None, vm: VM | None = None,
+                 evm: VM | None | str = "default",
                  max_code_size: int | None | str = "fork") -> None:
         self.backend = backend
         # The largest code a CREATE may deploy: the fork's (EIP-170 from Spurious Dragon),
@@ -59,9 +99,11 @@ class StateHost:
             else max_code_size
         self.loader = loader
         self.vm: VM = ewasm.execute if vm is None else vm
+        self.evm: VM | None = _default_evm() if evm == "default" else evm
         self.tx_context = tx_context
         self.revision = revision
         self.rules = rules(revision)
+        self.precompiles = _precompiles.precompiles(revision)
         self._block_hash = block_hash
         self.engine_options = dict(engine_options or {})
         self.logs: list[Log] = []
@@ -69,6 +111,13 @@ class StateHost:
         self.selfdestructs: list[bytes] = []  # in order, distinct
         self._accessed: set[bytes] = set()
         self._accessed_slots: set[tuple[bytes, bytes]] = set()
+        # Each written slot's value when the transaction began (EIP-1283/2200 need it):
+        # taken before its first write, which no revert can precede, so never journaled.
+        self._original: dict[tuple[bytes, bytes], bytes] = {}
+        # EIP-716: once RIPEMD-160 (0x03) is touched, the touch survives any revert
+        # (a 2016 consensus quirk that every client keeps).
+        self._sticky_touch = False
+        self.transient_storage: dict = {}  # EIP-1153, for EVM frames that have it
 
     # --- substate journal ---------------------------------------------------------------
     def _snapshot(self) -> tuple[int, int, int, int]:
@@ -79,6 +128,8 @@ class StateHost:
         del self.logs[snap[1]:]
         self.refund = snap[2]
         del self.selfdestructs[snap[3]:]
+        if self._sticky_touch:
+            self.backend.touch(_RIPEMD160)
 
     def _commit(self, snap: tuple[int, int, int, int]) -> None:
         self.backend.commit(snap[0])
@@ -96,6 +147,7 @@ class StateHost:
         current = self.backend.get_storage(address, key)
         if current == value:
             return StorageStatus.ASSIGNED
+        self._original.setdefault((bytes(address), bytes(key)), current)
         self.backend.set_storage(address, key, value)
         if value == ZERO_BYTES32:
             self.refund += self.rules.sstore_clear_refund  # no net metering (EIP-1283/2200)
@@ -117,10 +169,14 @@ class StateHost:
         return self.backend.get_code(address)[offset:offset + size]
 
     def selfdestruct(self, address: bytes, beneficiary: bytes) -> bool:
+        # The beneficiary is paid first, then the balance zeroed: a contract that names
+        # itself burns its balance (geth, aleth, py-evm).
         balance = self.backend.get_balance(address)
-        self.backend.set_balance(address, 0)
         self.backend.add_balance(beneficiary, balance)
+        self.backend.set_balance(address, 0)
         self.backend.touch(beneficiary)
+        if beneficiary == _RIPEMD160 and self.rules.eip161:
+            self._sticky_touch = True
         if address in self.selfdestructs:
             return False
         self.selfdestructs.append(address)
@@ -147,23 +203,66 @@ class StateHost:
         self._accessed_slots.add((address, key))
         return AccessStatus.COLD
 
+    # --- extensions the EVM uses when its host has them (state.evm._HostState) -----------
+    def get_code(self, address: bytes) -> bytes:
+        """The whole code of an account in one call."""
+        return self.backend.get_code(address)
+
+    def get_nonce(self, address: bytes) -> int:
+        return self.backend.get_nonce(address)
+
+    def get_original_storage(self, address: bytes, key: bytes) -> bytes:
+        """The slot's value when the transaction began."""
+        original = self._original.get((bytes(address), bytes(key)))
+        return self.backend.get_storage(address, key) if original is None else original
+
+    def write_storage(self, address: bytes, key: bytes, value: bytes) -> None:
+        """An EVM frame's SSTORE: the write alone (the EVM prices it and counts its
+        refunds itself)."""
+        backend = self.backend
+        current = backend.get_storage(address, key)
+        if current != value:
+            self._original.setdefault((bytes(address), bytes(key)), current)
+            backend.set_storage(address, key, value)
+
     # --- Host: calls ----------------------------------------------------------------------
     def call(self, message: Message) -> Result:
-        if message.kind in (CallKind.CREATE, CallKind.CREATE2):
-            if message.kind == CallKind.CREATE2:
-                return Result.make(StatusCode.REJECTED, message="CREATE2 is not supported")
+        kind = message.kind
+        if kind == CallKind.CREATE or kind == CallKind.CREATE2:
             # A contract's CREATE: the creator's nonce moves before the child's snapshot,
             # so it stays bumped when the child fails.
-            nonce = self.backend.get_nonce(message.sender)
-            self.backend.set_nonce(message.sender, nonce + 1)
-            return self.create(message, create_address(message.sender, nonce))
+            sender = message.sender
+            nonce = self.backend.get_nonce(sender)
+            if nonce >= NONCE_LIMIT - 1:  # EIP-2681: a nonce never reaches 2**64 - 1
+                return Result.make(StatusCode.FAILURE, message="creator's nonce at its "
+                                                               "maximum")
+            self.backend.set_nonce(sender, nonce + 1)
+            if kind == CallKind.CREATE2:
+                address = create2_address(sender, message.create2_salt, message.input)
+            else:
+                address = create_address(sender, nonce)
+            return self.create(message, address)
         return self.message_call(message)
 
     def _execute(self, message: Message, code: bytes, sent: bytes | None = None) -> Result:
+        evm = self.evm
+        if evm is not None and code[:4] != WASM_MAGIC:
+            result = evm(self, self.revision, message, code)
+            if result.gas_refund and result.status == StatusCode.SUCCESS:
+                self.refund += result.gas_refund
+            return result
         if sent is None or sent is code:
             return self.vm(self, self.revision, message, code, **self.engine_options)
         return self.vm(self, self.revision, message, code, sent_code=sent,
                        **self.engine_options)
+
+    def _prepare(self, code: bytes, deployed: bool) -> bytes:
+        """The loader's form of code (Wasm only when the EVM is on: EVM code has nothing
+        to meter or compile)."""
+        loader = self.loader
+        if loader is None or (self.evm is not None and code[:4] != WASM_MAGIC):
+            return code
+        return loader.deployed_code(code) if deployed else loader.init_code(code)
 
     def message_call(self, message: Message) -> Result:
         backend = self.backend
@@ -175,12 +274,20 @@ class StateHost:
                     return Result.make(StatusCode.INSUFFICIENT_BALANCE)
                 backend.add_balance(message.sender, -message.value)
                 backend.add_balance(message.recipient, message.value)
-            backend.touch(message.recipient)
-        code = backend.get_code(message.code_address)
-        if not code:
-            self._commit(snap)
-            return Result.make(StatusCode.SUCCESS, message.gas)
-        result = self._execute(message, code)
+        # Every call touches the account it acts on (EIP-161), STATICCALL's too (geth and
+        # py-evm: a zero-value transfer).
+        backend.touch(message.recipient)
+        if message.recipient == _RIPEMD160 and self.rules.eip161:
+            self._sticky_touch = True
+        precompile = self.precompiles.get(message.code_address)
+        if precompile is not None:
+            result = _precompiles.run(precompile, message.input, message.gas)
+        else:
+            code = backend.get_code(message.code_address)
+            if not code:
+                self._commit(snap)
+                return Result.make(StatusCode.SUCCESS, message.gas)
+            result = self._execute(message, code)
         if result.status == StatusCode.SUCCESS:
             self._commit(snap)
         else:
@@ -206,32 +313,29 @@ class StateHost:
             backend.add_balance(address, message.value)
         child = Message(kind=message.kind, flags=message.flags, depth=message.depth,
                         gas=message.gas, recipient=address, sender=message.sender,
-                        input=b"", value=message.value, code_address=address)
+                        input=b"", value=message.value, create2_salt=message.create2_salt,
+                        code_address=address)
         if not message.input:
             # No init code: nothing runs, the account is created with no code (as an EVM).
             self._commit(snap)
             return Result.make(StatusCode.SUCCESS, message.gas, create_address=address)
-        init = message.input
-        if self.loader is not None:
-            try:
-                init = self.loader.init_code(init)
-            except ewasm.WasmError as exc:
-                self._revert(snap)
-                return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
-                                   message=f"init code: {type(exc).__name__}: {exc}")
+        try:
+            init = self._prepare(message.input, False)
+        except ewasm.WasmError as exc:
+            self._revert(snap)
+            return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
+                               message=f"init code: {type(exc).__name__}: {exc}")
         result = self._execute(child, init, message.input)
         if result.status != StatusCode.SUCCESS:
             self._revert(snap)
             return Result.make(result.status, result.gas_left, result.output,
                                message=result.message)
-        code = result.output
-        if self.loader is not None:
-            try:
-                code = self.loader.deployed_code(code)
-            except ewasm.WasmError as exc:
-                self._revert(snap)
-                return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
-                                   message=f"deployed code: {type(exc).__name__}: {exc}")
+        try:
+            code = self._prepare(result.output, True)
+        except ewasm.WasmError as exc:
+            self._revert(snap)
+            return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
+                               message=f"deployed code: {type(exc).__name__}: {exc}")
         deposit = self.rules.code_deposit_gas * len(code)
         limit = self.max_code_size
         if limit is not None and len(code) > limit:

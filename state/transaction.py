@@ -111,15 +111,17 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
                       revision: Revision = Revision.BYZANTIUM,
                       options: Mapping[str, str] | None = None,
                       loader: CodeLoader | None = None, vm: VM | None = None,
+                      evm: VM | None | str = "default",
                       max_code_size: int | None | str = "fork") -> TxOutcome:
     """Apply tx to backend (mutating it); an invalid tx leaves the backend unchanged.
 
-    vm and max_code_size go to the StateHost (a VM that wraps the engine, e.g. a tracer;
-    the code-size limit of the chain, None for none).
+    vm, evm and max_code_size go to the StateHost (a Wasm VM that wraps the engine, e.g.
+    a tracer; the EVM, None for none; the code-size limit of the chain, None for none).
 
     options: `debug` goes to the engine; `metering` ("true"/"false") runs every CREATE
-    under gasmeter's MeteringPolicy when no loader is given. loader prepares the code of
-    every CREATE (see StateHost)."""
+    under gasmeter's MeteringPolicy when no loader is given; `evm` ("true", the default,
+    or "false") runs code that is not Wasm on the EVM, or refuses it. loader prepares the
+    code of every CREATE (see StateHost)."""
     try:
         intrinsic = check_transaction(backend, env, tx, revision)
     except InvalidTransaction as exc:
@@ -127,6 +129,8 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
     engine_opts = engine_options(options or {})
     if engine_opts.pop("metering", False) and loader is None:
         loader = MeteringPolicy()
+    if not engine_opts.pop("evm", True):
+        evm = None
     snapshot = backend.snapshot()  # undone if the engine cannot run it (ExecutionFailed)
     backend.touch(env.coinbase)  # testeth/aleth: the coinbase is touched before the tx
     backend.add_balance(tx.sender, -tx.gas_limit * tx.gas_price)
@@ -139,7 +143,7 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
                            block_prev_randao=env.difficulty, chain_id=env.chain_id,
                            block_base_fee=env.base_fee)
     host = StateHost(backend, tx_context, revision, block_hash=env.block_hash,
-                     engine_options=engine_opts, loader=loader, vm=vm,
+                     engine_options=engine_opts, loader=loader, vm=vm, evm=evm,
                      max_code_size=max_code_size)
     contract = None
     if tx.to is None:
@@ -178,7 +182,7 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
 
 
 def engine_options(options: Mapping[str, str]) -> dict[str, bool]:
-    known = {"debug", "metering"}
+    known = {"debug", "metering", "evm"}
     out = {}
     for key, value in options.items():
         if key not in known:

@@ -43,6 +43,14 @@ _FALSE = {"false", "0", "no", "off"}
 class VMOptions:
     metering: bool = False
     debug: bool = False
+    # Hera's evm1mode for code that is not Wasm: "reject" (FAILURE), "fallback" (REJECTED,
+    # for a host that runs its own EVM: this library's default), or "evm" (run it here on
+    # py-evm, state.evm, against the same host: a frame of either VM's code nests through
+    # the host's call, as in the Ewasm testnet's clients).
+    evm1mode: str = "fallback"
+
+
+EVM1_MODES = ("reject", "fallback", "evm")
 
 
 _vms: dict[int, VMOptions] = {}
@@ -71,7 +79,7 @@ def destroy(handle: int) -> None:
         _vms.pop(handle, None)
 
 
-OPTIONS = ("metering", "debug", "cache-dir", "cache-max-size")
+OPTIONS = ("metering", "debug", "evm1mode", "cache-dir", "cache-max-size")
 
 
 def set_option(handle: int, name: str, value: str | None) -> int:
@@ -90,6 +98,12 @@ def set_option(handle: int, name: str, value: str | None) -> int:
         if text not in _TRUE | _FALSE:
             return cabi.SET_OPTION_INVALID_VALUE
         setattr(options, name, text in _TRUE)
+        return cabi.SET_OPTION_SUCCESS
+    if name == "evm1mode":
+        text = value.strip().lower()
+        if text not in EVM1_MODES:
+            return cabi.SET_OPTION_INVALID_VALUE
+        options.evm1mode = text
         return cabi.SET_OPTION_SUCCESS
     if name == "cache-dir":
         # Native code is loaded from it: the same rules as EWASM_CACHE_DIR's.
@@ -149,9 +163,17 @@ def _execute(handle: int, host_iface: Any, context: Any, revision: int, msg: Any
     rev = Revision(revision)
     code_bytes = cabi.get_bytes(ffi, code, code_size) if code_size else b""
     host = CHost(host_iface, context)
-    result = gasmeter.execute_metered(METERING if options.metering else None, ewasm.execute,
-                                      host, rev, message, code_bytes, debug=options.debug,
-                                      evm1_mode="fallback")
+    if options.evm1mode == "evm" and code_bytes[:4] != b"\0asm":
+        # The host's dispatch rule (state.host): a `\\0asm` prefix is Wasm, anything else
+        # EVM code. Imported here: only a VM set to run EVM code pays for py-evm.
+        from state.evm import execute_evm
+
+        result = execute_evm(host, rev, message, code_bytes)
+    else:
+        mode = "reject" if options.evm1mode == "reject" else "fallback"
+        result = gasmeter.execute_metered(METERING if options.metering else None,
+                                          ewasm.execute, host, rev, message, code_bytes,
+                                          debug=options.debug, evm1_mode=mode)
     if host.error is not None and result.status != StatusCode.INTERNAL_ERROR:
         # A host callback the engine did not see fail (e.g. a NULL member) still fails
         # the execution.

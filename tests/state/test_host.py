@@ -166,10 +166,10 @@ class RecordingVM:
         return Result.make(StatusCode.SUCCESS, message.gas - 1, self.output)
 
 
-def test_the_vm_is_injected_and_runs_every_frame():
+def test_the_vm_is_injected_and_runs_every_frame_with_the_evm_off():
     vm = RecordingVM(b"out")
     backend = MemoryBackend.from_accounts({PARENT: Account(code=b"\x60\x00")})  # not Wasm
-    host = StateHost(backend, TxContext(), Revision.BYZANTIUM, vm=vm,
+    host = StateHost(backend, TxContext(), Revision.BYZANTIUM, vm=vm, evm=None,
                      engine_options={"flag": 1})
     msg = Message(kind=CallKind.CALL, gas=100, recipient=PARENT, code_address=PARENT,
                   sender=SENDER)
@@ -187,7 +187,7 @@ def test_a_rewriting_loader_passes_the_sent_code_to_the_vm():
             return code.upper()
 
     vm = RecordingVM(b"runtime")
-    host = StateHost(MemoryBackend(), TxContext(), Revision.BYZANTIUM, vm=vm,
+    host = StateHost(MemoryBackend(), TxContext(), Revision.BYZANTIUM, vm=vm, evm=None,
                      loader=Tagging())
     msg = Message(kind=CallKind.CREATE, gas=10**6, sender=SENDER, input=b"init")
     r = host.create(msg, CHILD)
@@ -206,7 +206,7 @@ def test_a_loader_refusal_is_a_validation_failure_and_reverts():
             return code
 
     backend = MemoryBackend()
-    host = StateHost(backend, TxContext(), Revision.BYZANTIUM, vm=RecordingVM(),
+    host = StateHost(backend, TxContext(), Revision.BYZANTIUM, vm=RecordingVM(), evm=None,
                      loader=Refusing())
     r = host.create(Message(kind=CallKind.CREATE, gas=10**6, sender=SENDER, input=b"x"),
                     CHILD)
