@@ -106,9 +106,22 @@ def matches(name: str, pattern: str | None) -> bool:
 
 # --- one case --------------------------------------------------------------------------
 
+# The fork names of the legacy GeneralStateTests (ethereum/legacytests) that are not
+# EVMC revision names.
+FORK_ALIASES = {"eip150": Revision.TANGERINE_WHISTLE, "eip158": Revision.SPURIOUS_DRAGON,
+                "constantinoplefix": Revision.PETERSBURG, "merge": Revision.PARIS,
+                "tangerinewhistle": Revision.TANGERINE_WHISTLE,
+                "spuriousdragon": Revision.SPURIOUS_DRAGON}
+
+
 @lru_cache(maxsize=256)
-def _revision(fork: str) -> Revision:
-    return Revision.parse(fork)
+def revision_of(fork: str) -> Revision:
+    """The EVMC revision of a fork name of the fixtures (`Byzantium`, `EIP158`, ...)."""
+    alias = FORK_ALIASES.get(fork.strip().lower())
+    return alias if alias is not None else Revision.parse(fork)
+
+
+_revision = revision_of
 
 
 def run_case(test: StateTest, fork: str, index: int, *, options: dict[str, str] | None = None,

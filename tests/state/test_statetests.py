@@ -87,6 +87,16 @@ def test_fixture(group, path, name, fork, index):
         + "\n".join(r.diff))
 
 
+@needs_suite
+@pytest.mark.parametrize("group,path,name,fork,index", CASES)
+def test_fixture_with_the_evm_off(group, path, name, fork, index):
+    """The same suite with `-o evm=false`: code that is not Wasm is refused, as before
+    the EVM (issue 21: 252/252 with the EVM on and off)."""
+    options = {**GROUPS[group], "evm": "false"}
+    r = run_case(_tests_of(path)[name], fork, index, options=options, group=group)
+    assert r.status == "pass", f"{r.id}: {r.error}"
+
+
 # --- (b) a changed fixture fails -----------------------------------------------------
 
 def _copy(tmp_path: Path, name: str, with_filler: bool = True) -> Path:
