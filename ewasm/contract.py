@@ -39,6 +39,9 @@ EEI_SIGNATURES: dict[str, FuncType] = {
     "callDelegate": _t("Iiii", "i"),
     "callStatic": _t("Iiii", "i"),
     "create": _t("iiii", "i"),
+    # Beyond Hera's 33: SSVM's create2 (value, data, length, salt, result), the salt a
+    # little-endian u256 in memory (issue 21); from Constantinople (before: undefined).
+    "create2": _t("iiiii", "i"),
     "callDataCopy": _t("iii"),
     "getCallDataSize": _t("", "i"),
     "codeCopy": _t("iii"),

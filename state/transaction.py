@@ -66,7 +66,9 @@ def intrinsic_gas(tx: Transaction, revision: Revision) -> int:
     gas = (fork.tx_gas + fork.tx_data_zero_gas * zeros
            + fork.tx_data_nonzero_gas * (len(tx.data) - zeros))
     if tx.to is None:
-        gas += fork.tx_create_gas + fork.initcode_byte_gas * len(tx.data)
+        gas += fork.tx_create_gas
+        if tx.data[:4] == b"\0asm":  # compiled init code pays for its compile
+            gas += fork.initcode_byte_gas * len(tx.data)
     return gas + tx.extra_intrinsic_gas
 
 
@@ -91,7 +93,8 @@ def check_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction,
                                  f"{sender}, maxFeePerGas: {fee_cap}, "
                                  f"baseFee: {env.base_fee}")
     limit = rules(revision).max_initcode_size
-    if tx.to is None and limit is not None and len(tx.data) > limit:
+    if tx.to is None and limit is not None and len(tx.data) > limit and \
+            tx.data[:4] == b"\0asm":
         # Checked before anything is compiled (geth's message for EIP-3860's limit).
         raise InvalidTransaction(f"max initcode size exceeded: code size {len(tx.data)} "
                                  f"limit {limit}")

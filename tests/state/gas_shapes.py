@@ -64,7 +64,8 @@ EEI: dict[str, tuple[str, str]] = {
     "getExternalBalance": ("i32 i32", ""), "getBlockHash": ("i64 i32", "i32"),
     "call": ("i64 i32 i32 i32 i32", "i32"), "callCode": ("i64 i32 i32 i32 i32", "i32"),
     "callDelegate": ("i64 i32 i32 i32", "i32"), "callStatic": ("i64 i32 i32 i32", "i32"),
-    "create": ("i32 i32 i32 i32", "i32"), "callDataCopy": ("i32 i32 i32", ""),
+    "create": ("i32 i32 i32 i32", "i32"), "create2": ("i32 i32 i32 i32 i32", "i32"),
+    "callDataCopy": ("i32 i32 i32", ""),
     "getCallDataSize": ("", "i32"), "codeCopy": ("i32 i32 i32", ""),
     "getCodeSize": ("", "i32"), "externalCodeCopy": ("i32 i32 i32 i32", ""),
     "getExternalCodeSize": ("i32", "i32"), "getCaller": ("i32", ""),
@@ -495,6 +496,18 @@ def shape_create(p: Params) -> Scenario:
                f"(i32.const {len(init)}) (i32.const {A_RESULT}))")
     return eei_loop(p, ["create"], body, unroll=1, reserve=60_000, allowed=(2,),
                     data=[(A_DATA, init)])
+
+
+def shape_create2(p: Params) -> Scenario:
+    """create2 of the same small init code (it reverts) with a new salt each time: the
+    address differs, the code is compiled once."""
+    init = p.wat2wasm(INIT_REVERT_WAT)
+    body = res(f"(call $create2 (i32.const {A_ZERO}) (i32.const {A_DATA}) "
+               f"(i32.const {len(init)}) (i32.const {A_KEY}) (i32.const {A_RESULT}))")
+    return eei_loop(p, ["create2"], body, unroll=1, reserve=60_000, allowed=(2,),
+                    data=[(A_DATA, init)],
+                    step=f"(i32.store (i32.const {A_KEY}) (local.get $i))\n"
+                         "      (local.set $i (i32.add (local.get $i) (i32.const 1)))")
 
 
 def _copy_cost(n: int) -> int:
@@ -946,6 +959,8 @@ def _shapes() -> dict[str, Shape]:
     for name in ("call", "callCode", "callDelegate", "callStatic"):
         out.append(Shape(f"eei_{name}", "eei", f"{name}(gas=0) of an empty contract",
                          _call_kind(name)))
+    out.append(Shape("eei_create2", "eei", shape_create2.__doc__ or "", shape_create2,
+                     min_budget=150_000))
     out.append(Shape("eei_create", "eei", shape_create.__doc__ or "", shape_create,
                      min_budget=150_000))
     for name in ("callDataCopy", "codeCopy", "externalCodeCopy", "returnDataCopy"):

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import pytest
@@ -232,22 +233,30 @@ def test_create_over_the_init_code_limit_runs_out_of_gas_before_reading(wat):
 
 
 def test_creation_transactions_pay_for_and_limit_their_init_code():
+    wasm = b"\0asm" + b"\1" * 996  # Wasm init code (its validity does not matter here)
     tx = Transaction(sender=SENDER, to=None, nonce=0, gas_limit=10**7, gas_price=1, value=0,
-                     data=b"\1" * 1000)
+                     data=wasm)
     call = Transaction(sender=SENDER, to=SELF, nonce=0, gas_limit=10**7, gas_price=1,
-                       value=0, data=b"\1" * 1000)
+                       value=0, data=wasm)
     # A creation costs what a call with the same data costs, plus the creation's base
     # (EIP-2) and, after Byzantium, 24 gas a byte of init code.
     for rev, per_byte in ((Revision.BYZANTIUM, 0), (Revision.LONDON, GAS_INITCODE_BYTE_EWASM)):
         assert intrinsic_gas(tx, rev) - intrinsic_gas(call, rev) == \
             rules(rev).tx_create_gas + 1000 * per_byte
     big = Transaction(sender=SENDER, to=None, nonce=0, gas_limit=3 * 10**7, gas_price=1,
-                      value=0, data=b"\1" * (MAX_INITCODE_SIZE_EWASM + 1))
+                      value=0, data=b"\0asm" + b"\1" * (MAX_INITCODE_SIZE_EWASM - 3))
     backend = MemoryBackend.from_accounts({SENDER: Account(balance=10**18)})
     env = BlockEnv(coinbase=b"\xc0" * 20, number=1, timestamp=1000, gas_limit=3 * 10**7,
                    difficulty=0, base_fee=0)
     with pytest.raises(InvalidTransaction, match="max initcode size exceeded"):
         check_transaction(backend, env, big, Revision.LONDON)
+    # EVM init code is not compiled: neither the charge nor the limit applies to it.
+    evm = dataclasses.replace(tx, data=b"\x60\x00" * 500)
+    assert intrinsic_gas(evm, Revision.LONDON) - intrinsic_gas(
+        dataclasses.replace(call, data=evm.data), Revision.LONDON) == rules(
+        Revision.LONDON).tx_create_gas
+    check_transaction(backend, env, dataclasses.replace(big, data=b"\x60" * len(big.data)),
+                      Revision.LONDON)
 
 
 def test_the_code_size_limit_is_the_hosts_option(wat):
