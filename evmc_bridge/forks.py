@@ -47,7 +47,8 @@ class ForkRules:
 
 def rules(revision: Revision | int) -> ForkRules:
     """The rules of `revision` (a Revision or its integer)."""
-    return _RULES[Revision(revision)]
+    fork = _RULES.get(revision)  # a Revision (or its int) hashes as its number: no enum call
+    return fork if fork is not None else _RULES[Revision(revision)]
 
 
 def _build(r: Revision) -> ForkRules:
