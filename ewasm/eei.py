@@ -461,13 +461,21 @@ def create(f: Frame, v: int, d: int, length: int, r: int) -> int:
         return 1
     if _balance(f) < value:
         return 1
+    return _create_frame(f, CallKind.CREATE, value, d, length, r, ZERO_BYTES32)
+
+
+def _create_frame(f: Frame, kind: CallKind, value: int, d: int, length: int, r: int,
+                  salt: bytes) -> int:
+    """What create and create2 share once they have charged and checked: read the init
+    code, forward all but 1/64 of the gas left, store the new address or keep the output."""
+    msg = f.msg
     initcode = f.load(d, length) if length & _U32 else b""
     left = f.ctx.gas
     gas = left - left // 64
     f.charge(gas)
-    result = f.host.call(Message(kind=CallKind.CREATE, depth=msg.depth + 1, gas=gas,
+    result = f.host.call(Message(kind=kind, depth=msg.depth + 1, gas=gas,
                                  recipient=ZERO_ADDRESS, sender=msg.recipient, input=initcode,
-                                 value=value))
+                                 value=value, create2_salt=salt))
     _internal_error_ends_all(result)
     f.ctx.gas += result.gas_left
     if result.status == StatusCode.SUCCESS:
@@ -506,21 +514,7 @@ def create2(f: Frame, v: int, d: int, length: int, s: int, r: int) -> int:
         return 1
     if _balance(f) < value:
         return 1
-    initcode = f.load(d, length) if n else b""
-    left = f.ctx.gas
-    gas = left - left // 64
-    f.charge(gas)
-    result = f.host.call(Message(kind=CallKind.CREATE2, depth=msg.depth + 1, gas=gas,
-                                 recipient=ZERO_ADDRESS, sender=msg.recipient, input=initcode,
-                                 value=value, create2_salt=salt))
-    _internal_error_ends_all(result)
-    f.ctx.gas += result.gas_left
-    if result.status == StatusCode.SUCCESS:
-        f.store(r, result.create_address)
-        f.return_data = b""
-    else:
-        f.return_data = result.output
-    return _status_code(result)
+    return _create_frame(f, CallKind.CREATE2, value, d, length, r, salt)
 
 
 # --- debug namespace (no gas) ---------------------------------------------------------------
