@@ -12,13 +12,13 @@ in stQuadraticComplexityTest, stStaticCall and stTimeConsuming) are ~90 % of it.
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 import pytest
 
-from state.statetest import load_tests, run_case
+from state.statetest import run_case
 from state.statetest.runner import discover, revision_of
+from tests.state.suites import needs, parsed_tests
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 SUITE = SHARED / "fixtures" / "ethereum-state-tests" / "Constantinople" / "GeneralStateTests"
@@ -29,14 +29,7 @@ KNOWN_FAILURES = {
     "nonce); fails in plain py-evm too, listed by py-evm as incorrect upstream",
 }
 
-needs_suite = pytest.mark.skipif(
-    not SUITE.is_dir(), reason=f"Ethereum's state tests not found at {SUITE} (the ../shared "
-                               "folder sits beside the clone in CI)")
-
-
-@cache
-def _tests_of(path: str) -> dict:
-    return {t.name: t for t in load_tests(Path(path))}
+needs_suite = needs(SUITE, "Ethereum's state tests")
 
 
 def _cases() -> list:
@@ -45,7 +38,7 @@ def _cases() -> list:
     out = []
     for f in discover([SUITE]):
         group = f.parent.name
-        for name, test in _tests_of(str(f)).items():
+        for name, test in parsed_tests(str(f)).items():
             for fork, index, post in test.cases({FORK}):
                 d, g, v = post.indexes
                 known = KNOWN_FAILURES.get(f"{group}/{name}")
@@ -66,7 +59,7 @@ def test_the_byzantium_set_is_complete():
 @needs_suite
 @pytest.mark.parametrize("path,name,fork,index", CASES)
 def test_byzantium_case(path, name, fork, index):
-    r = run_case(_tests_of(path)[name], fork, index)
+    r = run_case(parsed_tests(path)[name], fork, index)
     assert r.status == "pass", (
         f"{r.id}: {r.error}\n root expected {r.expected_root}\n        actual {r.actual_root}"
         f"\n logs expected {r.expected_logs}\n        actual {r.actual_logs}\n"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from apps.statetest_cli import main as statetest_main
 from state.backend import Account
 from state.errors import StateTestError
 from state.memory import MemoryBackend
-from state.statetest import load_tests, run_case, run_paths
+from state.statetest import run_case, run_paths
 from state.statetest.filler import (
     diff_against_expect,
     expect_entries,
@@ -29,6 +28,7 @@ from state.statetest.filler import (
 )
 from state.statetest.fixture import hex_bytes, parse_test, sender_of
 from state.statetest.runner import discover, group_of
+from tests.state.suites import needs, parsed_tests
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 SUITE = SHARED / "fixtures" / "ewasm-state-tests"
@@ -40,15 +40,9 @@ SENDER = bytes.fromhex("a94f5374fce5edbc8e2a8697c15331677e6ebf0b")
 
 # Only the tests that read the fixtures are skipped without them: the loader and diff
 # unit tests at the end need nothing from ../shared.
-needs_suite = pytest.mark.skipif(
-    not SUITE.is_dir(), reason=f"shared state tests not found at {SUITE} (the ../shared "
-                               "folder sits beside the clone in CI)")
+needs_suite = needs(SUITE, "shared state tests")
 
 
-@cache
-def _tests_of(path: str) -> dict:
-    # Parsed once per process: at collection, then reused by the test itself.
-    return {t.name: t for t in load_tests(Path(path))}
 
 
 def _cases() -> list:
@@ -59,7 +53,7 @@ def _cases() -> list:
         for f in discover([SUITE / group]):
             if f.name == "test_vectors.json":
                 continue
-            for name, test in _tests_of(str(f)).items():
+            for name, test in parsed_tests(str(f)).items():
                 for fork, index, _ in test.cases():
                     out.append(pytest.param(group, str(f), name, fork, index,
                                             id=f"{group}/{name}[{fork}]"))
@@ -80,7 +74,7 @@ def test_the_suite_is_complete():
 @needs_suite
 @pytest.mark.parametrize("group,path,name,fork,index", CASES)
 def test_fixture(group, path, name, fork, index):
-    r = run_case(_tests_of(path)[name], fork, index, options=GROUPS[group], group=group)
+    r = run_case(parsed_tests(path)[name], fork, index, options=GROUPS[group], group=group)
     assert r.status == "pass", (
         f"{r.id}: {r.error}\n root expected {r.expected_root}\n        actual {r.actual_root}"
         f"\n logs expected {r.expected_logs}\n        actual {r.actual_logs}\n"
@@ -93,7 +87,7 @@ def test_fixture_with_the_evm_off(group, path, name, fork, index):
     """The same suite with `-o evm=false`: code that is not Wasm is refused, as before
     the EVM (issue 21: 252/252 with the EVM on and off)."""
     options = {**GROUPS[group], "evm": "false"}
-    r = run_case(_tests_of(path)[name], fork, index, options=options, group=group)
+    r = run_case(parsed_tests(path)[name], fork, index, options=options, group=group)
     assert r.status == "pass", f"{r.id}: {r.error}"
 
 
