@@ -264,6 +264,16 @@ class StateHost:
             return code
         return loader.deployed_code(code) if deployed else loader.init_code(code)
 
+    def _prepare_or_fail(self, code: bytes, deployed: bool, snap: tuple) -> bytes | Result:
+        """_prepare's code, or (the frame's changes undone) the failure that refuses it."""
+        try:
+            return self._prepare(code, deployed)
+        except ewasm.WasmError as exc:
+            self._revert(snap)
+            what = "deployed code" if deployed else "init code"
+            return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
+                               message=f"{what}: {type(exc).__name__}: {exc}")
+
     def message_call(self, message: Message) -> Result:
         backend = self.backend
         snap = self._snapshot()
@@ -319,23 +329,17 @@ class StateHost:
             # No init code: nothing runs, the account is created with no code (as an EVM).
             self._commit(snap)
             return Result.make(StatusCode.SUCCESS, message.gas, create_address=address)
-        try:
-            init = self._prepare(message.input, False)
-        except ewasm.WasmError as exc:
-            self._revert(snap)
-            return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
-                               message=f"init code: {type(exc).__name__}: {exc}")
+        init = self._prepare_or_fail(message.input, False, snap)
+        if isinstance(init, Result):
+            return init
         result = self._execute(child, init, message.input)
         if result.status != StatusCode.SUCCESS:
             self._revert(snap)
             return Result.make(result.status, result.gas_left, result.output,
                                message=result.message)
-        try:
-            code = self._prepare(result.output, True)
-        except ewasm.WasmError as exc:
-            self._revert(snap)
-            return Result.make(StatusCode.CONTRACT_VALIDATION_FAILURE,
-                               message=f"deployed code: {type(exc).__name__}: {exc}")
+        code = self._prepare_or_fail(result.output, True, snap)
+        if isinstance(code, Result):
+            return code
         deposit = self.rules.code_deposit_gas * len(code)
         limit = self.max_code_size
         if limit is not None and len(code) > limit:

@@ -21,9 +21,7 @@ from .values import from_carrier, to_carrier
 
 DEFAULT_MAX_MEMORY_PAGES = 1024  # 64 MiB: the engine's default cap, whatever a module declares
 DEFAULT_MAX_TABLE_ELEMENTS = 1 << 20
-# Up to this many accessible bytes a reset clears memory with memset (cheaper than the
-# page faults that follow madvise); above it, the pages go back to the kernel.
-_CLEAR_IN_PLACE = 64 * 1024
+_CLEAR_IN_PLACE = vmem.CLEAR_IN_PLACE  # smaller tables are plain arrays
 
 
 class Memory:
@@ -67,10 +65,7 @@ class Memory:
         if self._image is not None:  # its pages would come back from the file, not zero
             vmem.map_zero(self.desc.base, self._image.size)
             self._image = None
-        if used <= _CLEAR_IN_PLACE:
-            ctypes.memset(self.desc.base, 0, used)
-        else:
-            vmem.discard(self.desc.base, used)
+        vmem.clear(self.desc.base, used)
         self.desc.size = self.type.limits.min * PAGE_SIZE
         self.desc.max_pages = self.limit_pages
 
@@ -80,10 +75,7 @@ class Memory:
         used = self.desc.size
         span = image.size
         if used > span:  # what lies past the image is cleared as reset() would
-            if used - span <= _CLEAR_IN_PLACE:
-                ctypes.memset(self.desc.base + span, 0, used - span)
-            else:
-                vmem.discard(self.desc.base + span, used - span)
+            vmem.clear(self.desc.base + span, used - span)
         vmem.map_private(self.desc.base, span, image.fd)
         self._image = image
         self.desc.size = self.type.limits.min * PAGE_SIZE
@@ -176,10 +168,10 @@ class Table:
     def reset(self) -> None:
         """Every element null again, at the initial size (an instance reused)."""
         size = self.desc.max * abi.ELEM_SIZE
-        if self._elems is not None:
+        if self._elems is not None:  # not a reservation: madvise would not zero it
             ctypes.memset(self.desc.elems, 0, size)
         else:
-            vmem.discard(self.desc.elems, size)
+            vmem.clear(self.desc.elems, size)
         self.desc.size = self.type.limits.min
 
     @property
