@@ -23,6 +23,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -275,17 +276,46 @@ print(out)
 """
 
 
-def test_request_threads_have_the_stack_for_the_recursion_limit(tmp_path):
+LOOP_STACK_PROBE = """
+import json, sys, threading, urllib.request
+from chain import http
+from chain.chain import Chain
+from chain.rpc import Rpc
+
+def deep(n):
+    return list(map(deep, [n - 1])) if n else 0
+
+def version(self):
+    deep(190_000)
+    return threading.current_thread().name
+
+Rpc.m_web3_clientVersion = version
+server = http.create_server(Chain(sys.argv[1]), "127.0.0.1", 0, threads=1)
+sys.setrecursionlimit(200_000)
+stop = threading.Event()
+threading.Thread(target=http.serve, args=(server, stop), daemon=True).start()
+body = b'{"jsonrpc":"2.0","id":1,"method":"web3_clientVersion","params":[]}'
+req = urllib.request.Request(f"http://127.0.0.1:{server.effective_port}/", body,
+                             {"Content-Type": "application/json"})
+print(json.loads(urllib.request.urlopen(req, timeout=120).read())["result"])
+stop.set()
+"""
+
+
+@pytest.mark.parametrize("probe", [STACK_PROBE, LOOP_STACK_PROBE], ids=["worker", "loop"])
+def test_request_threads_have_the_stack_for_the_recursion_limit(tmp_path, probe):
     """Whatever recursion the libraries allow (py_ecc sets 100,000; ewasm.execute
-    200,000), a request thread has the stack for it: 190,000 levels through C, which
-    overflow a default 8 MiB thread stack (a SIGSEGV of the probe process)."""
+    200,000), a thread that serves requests (a worker, or the loop under `serve`) has
+    the stack for it: 190,000 levels through C, which overflow a default 8 MiB thread
+    stack or the main thread's (a SIGSEGV of the probe process)."""
     import sys
 
     root = Path(http.__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", STACK_PROBE, str(tmp_path / "c.db")],
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "c.db")],
                          capture_output=True, text=True, timeout=300, cwd=root)
     assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
-    assert out.stdout.strip() == "['ok']"
+    # The quick request ran on the loop's own thread, which `serve` starts.
+    assert out.stdout.strip() == ("['ok']" if probe is STACK_PROBE else "ewasm-http")
 
 
 # --- through a real server process --------------------------------------------------------
@@ -512,3 +542,79 @@ def test_idle_keep_alive_connections_are_closed(quick_server):
         assert closed_by_server([s], 1) == 1  # then idle: closed after idle_timeout
     finally:
         s.close()
+
+
+# --- which thread serves a request ---------------------------------------------------------
+OPEN_ENDED = {"eth_call", "eth_estimateGas", "eth_getLogs", "eth_sendTransaction",
+              "debug_traceTransaction", "debug_traceCall", "evm_mine", "hardhat_mine",
+              "anvil_mine"}
+
+
+def test_every_open_ended_method_is_sent_to_the_workers(chain):
+    """A body that may ask for a simulation, a trace, a log query or mining many blocks
+    goes to the worker pool, whatever the JSON spelling; the rest are served on the
+    loop. The scan has no misses: a method spelled with escapes goes to the pool."""
+    methods = Rpc(chain).methods
+    assert OPEN_ENDED <= set(methods)
+    for name in methods:
+        for body in (json.dumps({"jsonrpc": "2.0", "id": 1, "method": name, "params": []}),
+                     json.dumps([{"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},
+                                 {"jsonrpc": "2.0", "id": 2, "method": name}])):
+            assert http.may_be_slow(body.encode()) == (name in OPEN_ENDED), name
+        escaped = "".join(f"\\u{ord(c):04x}" for c in name)
+        assert http.may_be_slow(f'{{"method":"{escaped}"}}'.encode())
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A node served in this process by `serve`, its chain's simulations held at a gate."""
+    c = Chain(tmp_path / "c.db")
+    gate, entered = threading.Event(), threading.Event()
+    real_call = c.call
+
+    def held_call(*args, **kwargs):
+        entered.set()
+        assert gate.wait(60)
+        return real_call(*args, **kwargs)
+
+    c.call = held_call
+    server = http.create_server(c, "127.0.0.1", 0, threads=2)
+    stop = threading.Event()
+    loop = threading.Thread(target=http.serve, args=(server, stop), daemon=True)
+    loop.start()
+    yield c, f"http://127.0.0.1:{server.effective_port}", gate, entered
+    gate.set()
+    stop.set()
+    loop.join(30)
+    assert not loop.is_alive()
+    c.close()
+
+
+def rpc_call(url: str, method: str, *params) -> dict:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
+                       "params": list(params)}).encode()
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    return strict_json(urllib.request.urlopen(req, timeout=60).read())
+
+
+def test_quick_requests_and_mining_are_served_while_a_simulation_runs(served):
+    """An eth_call in progress on a worker holds neither the loop nor mining."""
+    chain, url, gate, entered = served
+    sender = "0x" + chain.accounts[0].address.hex()
+    answers: list = []
+    simulation = threading.Thread(target=lambda: answers.append(
+        rpc_call(url, "eth_call", {"from": sender, "to": "0x" + "11" * 20})))
+    simulation.start()
+    assert entered.wait(60)
+    head = int(rpc_call(url, "eth_blockNumber")["result"], 16)
+    tx = chain.sign({"from": chain.accounts[0].address, "to": b"\x22" * 20, "value": 5,
+                     "gas": 21_000, "gasPrice": 10**10, "nonce": 0,
+                     "chainId": chain.chain_id})
+    rpc_call(url, "eth_sendRawTransaction", "0x" + tx.hex())
+    assert int(rpc_call(url, "eth_blockNumber")["result"], 16) == head + 1
+    assert int(rpc_call(url, "eth_getBalance", "0x" + "22" * 20, "latest")["result"],
+               16) == 5
+    assert simulation.is_alive() and not answers  # still held at the gate
+    gate.set()
+    simulation.join(60)
+    assert answers and answers[0]["result"] == "0x"
