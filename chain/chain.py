@@ -462,8 +462,9 @@ class Chain:
             if tx.chain_id != self.config.chain_id:
                 raise InvalidTransaction(f"invalid chain id for signer: have {tx.chain_id} "
                                          f"want {self.config.chain_id}")
-            if tx.hash in self._pool or tx.hash in self._recent \
-                    or self.store.transaction(tx.hash) is not None:
+            # A transaction mined earlier fails its nonce check (nonces never go down,
+            # hardhat_setNonce included): no store lookup per transaction here.
+            if tx.hash in self._pool or tx.hash in self._recent:
                 raise InvalidTransaction("already known")
             if self.automine and not self._pool:
                 self._mine_block([tx], strict=True)
@@ -774,7 +775,15 @@ class Chain:
         self._edit(lambda b: b.set_balance(address, wei))
 
     def set_nonce(self, address: bytes, nonce: int) -> None:
-        self._edit(lambda b: b.set_nonce(address, nonce))
+        """hardhat_setNonce: never lower, as in Hardhat (a mined transaction's nonce is
+        below its sender's, which is how a resent one is refused)."""
+        def change(b: StateBackend) -> None:
+            current = b.get_nonce(address)
+            if nonce < current:
+                raise ChainError(f"cannot lower the nonce of 0x{address.hex()} from "
+                                 f"{current} to {nonce}")
+            b.set_nonce(address, nonce)
+        self._edit(change)
 
     def set_code(self, address: bytes, code: bytes) -> None:
         """Put code at address as it is (not metered: the caller chose these bytes)."""

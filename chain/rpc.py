@@ -159,6 +159,10 @@ class Rpc:
             request = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             return _dump(_error(None, RpcError(PARSE_ERROR, f"parse error: {exc}")))
+        return self.handle_request(request)
+
+    def handle_request(self, request: Any) -> bytes | None:
+        """handle_body for a body already parsed."""
         if isinstance(request, list):
             if not request:
                 return _dump(_error(None, RpcError(INVALID_REQUEST, "empty batch")))

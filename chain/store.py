@@ -312,7 +312,13 @@ class SqliteBlockStore(BlockQueries, BlockStore):
 
     def commit_block(self, block: BlockData) -> None:
         txs, logs = self._check_block(block)
-        self._state.commit_state(lambda db: self._write_block(block, txs, logs))
+        try:
+            self._state.commit_state(lambda db: self._write_block(block, txs, logs))
+        except sqlite3.IntegrityError:
+            # The UNIQUE keys, not a lookup per block and transaction, catch a hash
+            # stored before (the commit rolled back): say which one.
+            self._raise_duplicate(block)
+            raise
         self._head = (block.number, bytes(block.hash))
         self._committed()
 
@@ -334,8 +340,6 @@ class SqliteBlockStore(BlockQueries, BlockStore):
             if parent_hash != head_hash:
                 raise InvalidBlockError(f"block {number}'s parent hash 0x{parent_hash.hex()} is not "
                                  f"block {head}'s hash 0x{head_hash.hex()}")
-        if self._db.execute("SELECT 1 FROM blocks WHERE hash = ?", (block_hash,)).fetchone():
-            raise InvalidBlockError(f"a block with hash 0x{block_hash.hex()} is already stored")
         txs: list[tuple] = []
         tx_hashes: list[bytes] = []
         for i, tx in enumerate(block.transactions):
@@ -346,8 +350,7 @@ class SqliteBlockStore(BlockQueries, BlockStore):
                 raise InvalidBlockError(f"transaction {i} says block {tx.block_number!r}, hash "
                                  f"{tx.block_hash!r}, index {tx.index!r}: not this block's "
                                  f"{number}, 0x{block_hash.hex()}, {i}")
-            if tx_hash in tx_hashes or self._db.execute(
-                    "SELECT 1 FROM transactions WHERE hash = ?", (tx_hash,)).fetchone():
+            if tx_hash in tx_hashes:
                 raise InvalidBlockError(f"transaction 0x{tx_hash.hex()} is already stored")
             tx_hashes.append(tx_hash)
             txs.append((tx_hash, number, i, check_bytes(tx.raw, "a raw transaction"),
@@ -374,6 +377,18 @@ class SqliteBlockStore(BlockQueries, BlockStore):
         if len(logs) > 1 and any(a[2] > b[2] for a, b in zip(logs, logs[1:], strict=False)):
             raise InvalidBlockError("logs are not in transaction order")
         return txs, logs
+
+    def _raise_duplicate(self, block: BlockData) -> None:
+        """InvalidBlockError naming the block or transaction hash that is already stored,
+        if one is."""
+        block_hash = bytes(block.hash)
+        if self._db.execute("SELECT 1 FROM blocks WHERE hash = ?", (block_hash,)).fetchone():
+            raise InvalidBlockError(f"a block with hash 0x{block_hash.hex()} is already stored")
+        for tx in block.transactions:
+            if self._db.execute("SELECT 1 FROM transactions WHERE hash = ?",
+                                (bytes(tx.hash),)).fetchone():
+                raise InvalidBlockError(f"transaction 0x{bytes(tx.hash).hex()} is already "
+                                        "stored")
 
     def _write_block(self, block: BlockData, txs: list[tuple], logs: list[tuple]) -> None:
         # Runs inside the state's commit transaction, after the state rows.

@@ -178,6 +178,21 @@ def test_a_replayed_transaction_is_already_known(chain):
         chain.send_raw_transaction(raw)
 
 
+def test_a_transaction_mined_before_a_restart_is_refused_by_its_nonce(tmp_path):
+    """Past the recent transactions kept in memory (here: a reopened chain), a resent
+    transaction fails its nonce check and mines nothing."""
+    with Chain(tmp_path / "c.db") as chain:
+        raw = sign(chain.accounts[0].key, nonce=0, gas=21000, to=bytes(20), value=1,
+                   gasPrice=10**10)
+        tx_hash = chain.send_raw_transaction(raw)
+    with Chain(tmp_path / "c.db") as chain:
+        head = chain.head()
+        assert chain.transaction(tx_hash) is not None
+        with pytest.raises(InvalidTransaction, match="nonce too low"):
+            chain.send_raw_transaction(raw)
+        assert chain.head() == head and chain.nonce(chain.accounts[0].address) == 1
+
+
 def test_estimate_gas_is_the_least_limit_that_succeeds(chain, token_wasm):
     alice, bob = chain.accounts[0].address, chain.accounts[1].address
     token = deploy(chain, token_wasm)

@@ -181,6 +181,9 @@ def test_state_edits(w3, creation, wat, prefix):
     assert bytes(w3.eth.get_storage_at(target, 1)) == word(7)
     rpc(w3, f"{prefix}_setNonce", someone, "0x9")
     assert w3.eth.get_transaction_count(someone) == 9
+    with pytest.raises(Web3RPCError, match="cannot lower the nonce"):  # as Hardhat
+        rpc(w3, f"{prefix}_setNonce", someone, "0x8")
+    assert w3.eth.get_transaction_count(someone) == 9
     # Edits are state: the next block's root commits to them.
     root = w3.eth.get_block("latest").stateRoot
     rpc(w3, "evm_mine")
