@@ -11,12 +11,13 @@ import sqlite3
 
 from .errors import StateError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # PRAGMA application_id: marks the file as ours, so that another program's SQLite file
 # that happens to carry a user_version is not mistaken for a state database. "EWSM".
 APPLICATION_ID = 0x4557534D
 
-SCHEMA = """
+TRIE_LOG = "CREATE TABLE trie_log (id INTEGER PRIMARY KEY, nodes BLOB NOT NULL);"
+SCHEMA = f"""
 -- nonce (8 bytes) and balance (32 bytes) big-endian: SQLite integers stop at 2**63.
 CREATE TABLE accounts (address BLOB PRIMARY KEY, nonce BLOB NOT NULL, balance BLOB NOT NULL,
                        code_hash BLOB NOT NULL, storage_root BLOB NOT NULL) WITHOUT ROWID;
@@ -26,6 +27,8 @@ CREATE TABLE storage (address BLOB NOT NULL, key BLOB NOT NULL, value BLOB NOT N
                       PRIMARY KEY (address, key)) WITHOUT ROWID;
 -- Trie nodes by keccak of their encoding, shared by the account and storage tries.
 CREATE TABLE trie_nodes (hash BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
+-- The nodes of the latest commits, one row per commit (trie_store.TrieNodeStore).
+{TRIE_LOG}
 CREATE TABLE state_root (id INTEGER PRIMARY KEY CHECK (id = 0), root BLOB NOT NULL);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 """
@@ -78,6 +81,9 @@ def _prepare(db: sqlite3.Connection, path: str, durable: bool) -> None:
     elif version > SCHEMA_VERSION:
         raise StateDatabaseError(f"{path}: schema version {version} is newer than "
                                  f"this program's {SCHEMA_VERSION}; upgrade the program")
+    elif version == 2 and app_id == APPLICATION_ID:
+        # Version 3 added trie_log; a version 2 file gets it, in one transaction.
+        db.executescript(f"BEGIN; {TRIE_LOG} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
     elif version != SCHEMA_VERSION or app_id != APPLICATION_ID:
         # Version 1 was this program's first format (no storage roots, no trie nodes):
         # its files are development databases, cheap to recreate, so there is no migration.

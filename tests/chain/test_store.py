@@ -2,7 +2,8 @@
 are found again (eth_getLogs against a brute-force filter, over its indexes); malformed
 blocks are refused whole; a block and its state commit in one transaction (failures
 injected mid-commit, and a writer process SIGKILLed at random moments); the file layout is
-the one schema version 2 always had; and the chain runs on whatever BlockStore it is given.
+the one of schema version 3 (a version 2 file is upgraded in place); and the chain runs on
+whatever BlockStore it is given.
 
 The state backend's own tests are tests/state/test_sqlite.py."""
 
@@ -29,6 +30,7 @@ from chain.store import BlockData, BlockStore, SqliteBlockStore, StoredLog, Stor
 from state.backend import ZERO_BYTES32, Account, PersistentBackend
 from state.root import state_root
 from state.sqlite import SqliteBackend, StateDatabaseError
+from state.trie_store import unpack_nodes
 from tests.state.test_sqlite import check_tries, committed_view
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -510,11 +512,37 @@ def _layout(path: Path) -> dict[tuple[str, str], str]:
                     "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL")}
 
 
-def test_the_file_keeps_the_version_2_layout(tmp_path):
+# Version 3 added the trie node log (state.trie_store.TrieNodeStore).
+_VERSION_3 = _VERSION_2 | {
+    ("table", "trie_log"): "CREATE TABLE trie_log (id INTEGER PRIMARY KEY, nodes BLOB NOT "
+                           "NULL)"}
+
+
+def test_a_version_2_file_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "c.db"
+    with SqliteBlockStore.open(path) as s:
+        g = commit(s)
+    with sqlite3.connect(path) as c:  # as version 2 left it: no log, its nodes all stored
+        for (row,) in c.execute("SELECT nodes FROM trie_log"):
+            c.executemany("INSERT OR IGNORE INTO trie_nodes VALUES (?, ?)",
+                          unpack_nodes(row).items())
+        c.execute("DROP TABLE trie_log")
+        c.execute("PRAGMA user_version = 2")
+    assert _layout(path) == _VERSION_2
+    with SqliteBlockStore.open(path) as s:
+        assert s.head() == 0 and s.block(0).hash == g.hash
+        s.state.set_balance(ADDRS[1], 5)
+        commit(s)
+    assert _layout(path) == _VERSION_3
+    with sqlite3.connect(path) as c:
+        assert c.execute("PRAGMA user_version").fetchone()[0] == 3
+
+
+def test_the_file_keeps_the_version_3_layout(tmp_path):
     path = tmp_path / "c.db"
     with SqliteBlockStore.open(path) as s:
         commit(s)
-    assert _layout(path) == _VERSION_2
+    assert _layout(path) == _VERSION_3
     # A state database opened by the store first gets its tables then, whole.
     bare = tmp_path / "bare.db"
     with SqliteBackend(bare) as b:
@@ -524,7 +552,7 @@ def test_the_file_keeps_the_version_2_layout(tmp_path):
     with SqliteBlockStore.open(bare) as s:
         assert s.head() is None and s.state.get_balance(ADDRS[0]) == 3
         commit(s)
-    assert _layout(bare) == _VERSION_2
+    assert _layout(bare) == _VERSION_3
     with SqliteBlockStore.open(bare) as s:
         assert s.head() == 0
 

@@ -21,11 +21,13 @@ from hypothesis import strategies as st
 from trie import HexaryTrie
 from trie.iter import NodeIterator
 
+from state import trie_store
 from state.backend import EMPTY_TRIE_ROOT, ZERO_BYTES32, Account
 from state.errors import StateError
 from state.memory import MemoryBackend
 from state.root import account_rlp, state_root
 from state.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteBackend, StateDatabaseError
+from state.trie_store import TrieNodeStore, pack_nodes, trie_get, unpack_nodes
 
 ADDRS = [bytes([i]) * 20 for i in range(1, 6)]
 KEYS = [bytes(31) + bytes([i]) for i in range(4)]
@@ -42,6 +44,8 @@ def check_tries(path: Path) -> None:
     and every storage trie holds exactly the account's slots."""
     with sqlite3.connect(path) as c:
         nodes = dict(c.execute("SELECT hash, node FROM trie_nodes"))
+        for (row,) in c.execute("SELECT nodes FROM trie_log"):  # the latest commits'
+            nodes.update(unpack_nodes(row))
         row = c.execute("SELECT root FROM state_root").fetchone()
         root = EMPTY_TRIE_ROOT if row is None else row[0]  # no state committed yet
         accounts = list(c.execute("SELECT * FROM accounts"))
@@ -113,7 +117,11 @@ def same(sql: SqliteBackend, mem: MemoryBackend) -> None:
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(OPS, min_size=20, max_size=80))
-def test_behaves_as_the_memory_backend_across_commits_and_reopens(tmp_path, ops):
+@pytest.mark.parametrize("log_limit", [trie_store.LOG_LIMIT, 6], ids=["log", "small-log"])
+def test_behaves_as_the_memory_backend_across_commits_and_reopens(tmp_path, ops, log_limit,
+                                                                 monkeypatch):
+    # With a log of 6 nodes, most commits move the log into trie_nodes.
+    monkeypatch.setattr(trie_store, "LOG_LIMIT", log_limit)
     path = tmp_path / f"model-{os.urandom(8).hex()}.db"
     sql = SqliteBackend(path)
     mem = MemoryBackend()
@@ -336,6 +344,58 @@ def test_a_failure_mid_commit_leaves_the_previous_commit(tmp_path, error):
         assert b.state_root() == root1 == state_root(b) != root0
         tables = {r[0] for r in b._db.execute("SELECT name FROM sqlite_master")}
         assert "extra" in tables and "failed" not in tables
+
+
+# --- the node log -------------------------------------------------------------------------
+@given(st.dictionaries(st.binary(min_size=32, max_size=32), st.binary(max_size=600),
+                       max_size=20))
+def test_node_log_rows_round_trip(nodes):
+    row = pack_nodes(nodes)
+    assert unpack_nodes(row) == nodes
+    if row:
+        with pytest.raises(ValueError, match="truncated"):
+            unpack_nodes(row[:-1] if len(row) > 36 else row + b"\0")
+
+
+def test_every_root_stays_readable_as_the_log_moves_into_the_table(tmp_path, monkeypatch):
+    """Old roots read through the log, then through the table once a commit has moved the
+    log there; a reader that read the log long before (the move, and later commits)
+    still finds every node; a failed moving commit leaves the log as it was."""
+    monkeypatch.setattr(trie_store, "LOG_LIMIT", 40)
+    path = tmp_path / "c.db"
+    roots = []
+    with SqliteBackend(path) as b:
+        reader = TrieNodeStore(sqlite3.connect(path, check_same_thread=False))
+        moves = 0
+        for n in range(60):
+            b.set_balance(ADDRS[n % 5], n + 1)
+            b.set_storage(ADDRS[0], n.to_bytes(32, "big"), w(n + 1))
+            logged = b._db.execute("SELECT COUNT(*) FROM trie_log").fetchone()[0]
+            if n == 30:
+                def fail(db: sqlite3.Connection) -> None:
+                    raise RuntimeError("injected")
+                with pytest.raises(RuntimeError):
+                    b.commit_state(fail)
+                assert b._db.execute("SELECT COUNT(*) FROM trie_log").fetchone()[0] == logged
+            b.commit_state()
+            moves += b._db.execute("SELECT COUNT(*) FROM trie_log").fetchone()[0] < logged
+            roots.append((n, b.state_root()))
+            if n == 10:
+                trie_store.clear_node_cache()
+                assert trie_get(reader.pending(), b.state_root(), keccak(ADDRS[0]))
+        assert moves >= 3
+        if not b._db.execute("SELECT COUNT(*) FROM trie_log").fetchone()[0]:
+            b.set_balance(ADDRS[60 % 5], 61)  # end on nodes held in the log
+            b.commit_state()
+            roots.append((60, b.state_root()))
+        assert b._db.execute("SELECT COUNT(*) FROM trie_log").fetchone()[0]
+        check_tries(path)
+        fresh = TrieNodeStore(sqlite3.connect(path, check_same_thread=False))
+        for store in (reader, fresh):
+            trie_store.clear_node_cache()  # read through the stores, as another process
+            for n, root in roots:
+                leaf = trie_get(store.pending(), root, keccak(ADDRS[n % 5]))
+                assert int.from_bytes(rlp.decode(leaf)[1], "big") == n + 1
 
 
 # --- roots --------------------------------------------------------------------------------
