@@ -305,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also mine a block every SECONDS (interval mining)")
     s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="a browser origin served besides localhost's (repeatable; * for any)")
-    s.add_argument("--threads", type=int, default=4, help="worker threads for open-ended requests (simulations, traces, log queries); quick ones run on the HTTP loop")
+    s.add_argument("--threads", type=int, default=4,
+                   help="worker threads for open-ended requests (simulations, traces, log "
+                        "queries); quick ones run on the HTTP loop")
     s.set_defaults(func=cmd_node)
 
     s = sub.add_parser("deploy", parents=[db, tx], help="deploy a contract module")

@@ -308,14 +308,14 @@ def _server_classes():
 
     class Server(TcpWSGIServer):
         channel_class = Channel
+        header_timeout = HEADER_TIMEOUT
+        request_timeout = REQUEST_TIMEOUT
+        client_connection_limit = CLIENT_CONNECTION_LIMIT
 
         def pull_trigger(self):
             # Only another thread needs to wake the loop.
             if threading.get_ident() != self.task_dispatcher.loop_thread:
                 super().pull_trigger()
-        header_timeout = HEADER_TIMEOUT
-        request_timeout = REQUEST_TIMEOUT
-        client_connection_limit = CLIENT_CONNECTION_LIMIT
 
         def maintenance(self, now):
             super().maintenance(now)  # idle connections (channel_timeout)
