@@ -40,6 +40,14 @@ def bloom(logs: Iterable[Log]) -> bytes:
     return bits.to_bytes(256, "big")
 
 
+def union_bloom(blooms: Iterable[bytes]) -> bytes:
+    """The bloom of every log of several blooms' (a block's, from its receipts')."""
+    bits = 0
+    for b in blooms:
+        bits |= int.from_bytes(b, "big")
+    return bits.to_bytes(256, "big")
+
+
 def ordered_trie_root(items: Sequence[bytes]) -> bytes:
     """Root of the trie rlp(index) -> item (transactions and receipts roots)."""
     t = Trie({})

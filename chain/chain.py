@@ -44,7 +44,7 @@ from state.errors import InvalidTransaction
 from state.host import StateHost, create_address
 from state.transaction import BlockEnv, Transaction, apply_transaction, intrinsic_gas
 
-from .blocks import Header, Receipt, bloom, next_base_fee, ordered_trie_root
+from .blocks import Header, Receipt, next_base_fee, ordered_trie_root, union_bloom
 from .errors import ChainError
 from .history import HistoryUnavailable, StateView, WriteRecorder, restore
 from .loader import EIP170, ContractLoader
@@ -589,12 +589,11 @@ class Chain:
                                                                     outcome.error)))
                 included.append(tx)
                 outcomes.append(outcome)
-            all_logs = [log for r in receipts for log in r.logs]
             header = Header(parent.hash, config.coinbase, self.backend.state_root(),
                             ordered_trie_root([tx.raw for tx in included]),
                             ordered_trie_root([r.consensus_encoding() for r in receipts]),
-                            bloom(all_logs), env.number, env.gas_limit, cumulative,
-                            env.timestamp, env.base_fee)
+                            union_bloom(r.logs_bloom for r in receipts), env.number,
+                            env.gas_limit, cumulative, env.timestamp, env.base_fee)
             block_hash = header.hash
             stored_txs, stored_logs, mined = [], [], []
             for i, (tx, r) in enumerate(zip(included, receipts, strict=True)):

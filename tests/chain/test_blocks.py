@@ -12,7 +12,7 @@ from eth_hash.auto import keccak
 from rlp.sedes import Binary, CountableList, List, big_endian_int, binary
 from trie import HexaryTrie
 
-from chain.blocks import BlockDecodeError, Header, Receipt, bloom, ordered_trie_root
+from chain.blocks import BlockDecodeError, Header, Receipt, bloom, ordered_trie_root, union_bloom
 from state.backend import Log
 
 _H, _A = Binary.fixed_length(32), Binary.fixed_length(20)
@@ -42,6 +42,8 @@ def test_headers_receipts_and_blooms_match_the_references(seed):
         for t in log.topics:
             reference.add(t)
     assert bloom(the_logs) == int(reference).to_bytes(256, "big")
+    cut = rng.randint(0, len(the_logs))  # a block's bloom, from its receipts'
+    assert union_bloom([bloom(the_logs[:cut]), bloom(the_logs[cut:])]) == bloom(the_logs)
     numbers = [rng.choice([0, 1, 127, 128, 255, 256, 2**64, rng.getrandbits(70)])
                for _ in range(6)]
     h = Header(rand(rng, 32), rand(rng, 20), rand(rng, 32), rand(rng, 32), rand(rng, 32),
