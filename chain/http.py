@@ -121,11 +121,6 @@ def parse_body(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> tuple[Any, RpcEr
         return None, RpcError(PARSE_ERROR, f"parse error: {exc}")
 
 
-def check_body(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> RpcError | None:
-    """Why the body must not reach the dispatcher (a JSON-RPC parse error), or None."""
-    return parse_body(body, max_depth)[1]
-
-
 # --- origins and hosts ------------------------------------------------------------------
 def _normalise_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()

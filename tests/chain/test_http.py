@@ -23,7 +23,6 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -591,10 +590,10 @@ def served(tmp_path):
 
 
 def rpc_call(url: str, method: str, *params) -> dict:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                       "params": list(params)}).encode()
-    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-    return strict_json(urllib.request.urlopen(req, timeout=60).read())
+    status, out = post(url, json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
+                                        "params": list(params)}).encode())
+    assert status == 200, out
+    return strict_json(out)
 
 
 def test_quick_requests_and_mining_are_served_while_a_simulation_runs(served):
