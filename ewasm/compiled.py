@@ -31,7 +31,7 @@ from .runtime.linker import LoadedCode, load_object
 from .types import I64, FuncType
 from .validator import validate_module
 
-COMPILER_VERSION = "ewasm-aot-2"
+COMPILER_VERSION = "ewasm-aot-3"
 ARTEFACT_MAGIC = b"EWASMART"
 ARTEFACT_FORMAT = 2
 # magic, format, tier (0 baseline, 1 optimized), engine gas, key, wasm length, object length

@@ -174,8 +174,12 @@ class _Frame:
 class ModuleLowering:
     """Shared facts about the module that every function's lowering needs."""
 
-    def __init__(self, module: Module, gas_import: int | None = None) -> None:
+    def __init__(self, module: Module, gas_import: int | None = None,
+                 optimizing: bool = False) -> None:
         self.module = module
+        # Lowering for the optimising tier: IR shaped for LLVM's passes rather than for
+        # the fewest blocks (trap sites out of line, checked ranges versioned).
+        self.optimizing = optimizing
         # Function index of an `ethereum.useGas` import that the engine implements inline.
         self.gas_import = gas_import
         self.func_types = module.all_func_types()
@@ -283,29 +287,36 @@ class _FuncLowerer(CallLowering, GasLowering):
     # in the shared block would have one entry per site, and LLVM's instruction
     # selection looks up a phi's entry per predecessor: quadratic in the sites.
     def _trap_site(self, code: int | str, offset: int) -> str:
-        """A block that records (code, offset) and jumps to the trap block; its label."""
+        """A block that records (code, offset) and jumps to the trap block; its label.
+        On the optimising tier the site calls the trap helper itself: a shared block's
+        phi of trap codes would be materialised on the hot path, one 64-bit constant
+        in a register per site (the movabs LLVM hoists to a function's entry)."""
         name = self.label("tr")
         lines = [f"{name}:"]
         if isinstance(code, int):
-            lines.append(f"  store i64 {(code << TRAP_CODE_SHIFT) | offset}, ptr %trapinfo")
+            info = str((code << TRAP_CODE_SHIFT) | offset)
         else:
-            w, sh, packed = self.tmp(), self.tmp(), self.tmp()
+            w, sh, info = self.tmp(), self.tmp(), self.tmp()
             lines += [f"  {w} = zext i32 {code} to i64",
                       f"  {sh} = shl i64 {w}, {TRAP_CODE_SHIFT}",
-                      f"  {packed} = or i64 {sh}, {offset}",
-                      f"  store i64 {packed}, ptr %trapinfo"]
-        lines.append("  br label %trap")
+                      f"  {info} = or i64 {sh}, {offset}"]
+        if self.ml.optimizing:
+            lines.append(f"  call void {TRAP_HELPER}(ptr %ctx, i32 {self.idx}, i64 {info})")
+            lines.append("  br label %trapped")
+        else:
+            lines.append(f"  store i64 {info}, ptr %trapinfo")
+            lines.append("  br label %trap")
         self.deferred.extend(lines)
         self.has_trap = True
         return name
 
     def trap_if(self, cond: str, code: int | str, offset: int) -> None:
-        """Branch to the trap block when cond holds; continue in a fresh block. A static
-        code is recorded before the branch (one store, no extra block: fewer blocks make
-        the baseline tier's code generation faster, and the optimising tier promotes the
-        store away); a dynamic one in a site block of its own."""
+        """Branch to the trap block when cond holds; continue in a fresh block. On the
+        baseline tier a static code is recorded before the branch (one store, no extra
+        block: fewer blocks make its code generation faster); otherwise in a site block
+        of its own (_trap_site)."""
         ok = self.label("ok")
-        if isinstance(code, int):
+        if isinstance(code, int) and not self.ml.optimizing:
             self.emit(f"store i64 {(code << TRAP_CODE_SHIFT) | offset}, ptr %trapinfo")
             self.emit(f"br i1 {cond}, label %trap, label %{ok}")
             self.has_trap = True
@@ -545,6 +556,8 @@ class _FuncLowerer(CallLowering, GasLowering):
         # the entry block is written: it may load the call table there.)
         tail = ["trap:", "  %ti = load i64, ptr %trapinfo"]
         tail += self.helper_call(TRAP_HELPER, f"ptr %ctx, i32 {idx}, i64 %ti")
+        if self.ml.optimizing:
+            tail += ["  br label %trapped", "trapped:"]
         tail += self._status_return(str(abi.STATUS_TRAP), "tr")
         if self.has_prop:
             tail.append("prop:")

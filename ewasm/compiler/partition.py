@@ -239,7 +239,7 @@ def lower_partitions(module: Module, gas_import: int | None, partitions: int, *,
     function is lowered before the first text; without (the baseline tier inlines
     nothing), a partition is lowered only when it is asked for, and compiling the first
     can start while the next is lowered."""
-    ml = ModuleLowering(module, gas_import)
+    ml = ModuleLowering(module, gas_import, optimizing=True)
     nimp = ml.num_imported
     if bins is None:
         bins = assign_partitions(module, partitions, nimp)
