@@ -51,6 +51,7 @@ from ..opcodes import (
     UNREACHABLE,
 )
 from . import abi
+from .bounds import BoundsVersioning
 from .calls import (
     _LT,
     GROW_HELPER,
@@ -209,7 +210,7 @@ class ModuleLowering:
         # (the group's symbol, the member's selector).
         self.grouped: dict[int, tuple[str, int]] = {}
 
-class _FuncLowerer(CallLowering, GasLowering):
+class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
     def __init__(self, ml: ModuleLowering, idx: int, fn: Function) -> None:
         self.ml = ml
         self.module = ml.module
@@ -543,6 +544,7 @@ class _FuncLowerer(CallLowering, GasLowering):
         self.scan_memory()
         if self.uses_memory:
             self.entry += _MEMORY_SETUP
+        self.init_bounds()
 
         results = tuple(_LT[t] for t in ft.results)
         func_frame = _Frame("func", (), results, 0, "ret", "ret")
@@ -623,7 +625,11 @@ class _FuncLowerer(CallLowering, GasLowering):
         handlers = _HANDLERS
         dead_depth = self.dead_depth  # blocks opened inside dead code
         body = self.fn.body
+        ranges = self.ranges if self.range_ends is None and not self.covered else {}
+        skip_to = start
         for pc in range(start, len(body) if stop is None else stop):
+            if pc < skip_to:
+                continue  # lowered by version_range
             op, imm, off = body[pc]
             if self.dead:
                 # Skip unreachable code up to the else or end that makes code live again.
@@ -639,6 +645,11 @@ class _FuncLowerer(CallLowering, GasLowering):
                         continue
                 else:
                     continue
+            r = ranges.get(pc)
+            if r is not None:
+                self.version_range(pc, *r)
+                skip_to = r[0]
+                continue
             handler = handlers.get(op)
             if handler is None:
                 self._unsupported(op, off)
@@ -821,6 +832,7 @@ class _FuncLowerer(CallLowering, GasLowering):
         t = self.local_types[imm]
         v = self.tmp()
         self.emit(f"{v} = load {t}, ptr {self.local_ptr(imm)}")
+        self.note_local(imm, v)
         self.push(t, v)
 
     def h_local_set(self, op, imm, off):
@@ -972,7 +984,8 @@ class _FuncLowerer(CallLowering, GasLowering):
         rt, mt, ext, width = _LOADOPS[op]
         _, addr = self.pop()
         ea = self.effective_address(addr, imm[1])
-        self.mem_check(ea, width, off)
+        if not self.access_is_covered(addr, imm[1], width):
+            self.mem_check(ea, width, off)
         p = self.gep(self.mem_base(), ea)
         v = self.tmp()
         self.emit(f"{v} = load {mt}, ptr {p}, align 1")
@@ -987,7 +1000,8 @@ class _FuncLowerer(CallLowering, GasLowering):
         _, val = self.pop()
         _, addr = self.pop()
         ea = self.effective_address(addr, imm[1])
-        self.mem_check(ea, width, off)
+        if not self.access_is_covered(addr, imm[1], width):
+            self.mem_check(ea, width, off)
         p = self.gep(self.mem_base(), ea)
         if mt != vt:
             n = self.tmp()

@@ -1,0 +1,194 @@
+"""Bounds-check elimination by versioning (ewasm/compiler/bounds.py): which ranges are
+versioned, that the fast version really drops the covered checks, and that a program
+sees exactly the traps, memory, results and gas of unversioned code: the baseline tier
+(which never versions) and wasmtime are the oracles."""
+
+from __future__ import annotations
+
+import hypothesis.strategies as st
+import pytest
+import wasmtime
+from hypothesis import HealthCheck, given, settings
+
+import ewasm
+from ewasm.compiler.bounds import MAX_RANGE, plan_ranges
+from ewasm.compiler.lower import lower_partitions
+from ewasm.errors import Trap, TrapKind
+from ewasm.opcodes import OPS
+from tests.conftest import wat2wasm
+
+_OP = {info.name: code for code, info in OPS.items()}
+PAGE = 65536
+
+
+def _body(*names):
+    return [(_OP[n], 0, k) for k, n in enumerate(names)]
+
+
+def test_a_straight_run_with_two_accesses_is_a_range():
+    body = _body("local.get", "i32.load", "local.get", "i32.load", "i32.add", "drop", "end")
+    assert plan_ranges(body, None) == {0: (6, False)}
+
+
+def test_a_call_ends_a_run_but_the_inline_gas_charge_does_not():
+    body = [(_OP["local.get"], 0, 0), (_OP["i32.load"], (2, 0), 1), (_OP["drop"], 0, 2),
+            (_OP["i64.const"], 5, 3), (_OP["call"], 7, 4),
+            (_OP["local.get"], 0, 5), (_OP["i32.load"], (2, 0), 6), (_OP["drop"], 0, 7)]
+    assert plan_ranges(body, gas_import=7) == {0: (8, False)}
+    # Any other call may grow memory: each side has one access, too few for a run.
+    assert plan_ranges(body, gas_import=None) == {}
+
+
+def test_a_loop_without_calls_is_one_range_and_a_loop_with_one_is_not():
+    inner = ["local.get", "i32.load", "drop", "local.get", "br_if", "end"]
+    assert plan_ranges(_body("loop", *inner), None) == {0: (7, True)}
+    calling = [(_OP["loop"], 0, 0), (_OP["local.get"], 0, 1), (_OP["i32.load"], 0, 2),
+               (_OP["local.get"], 0, 3), (_OP["i32.load"], 0, 4), (_OP["i32.add"], 0, 5),
+               (_OP["call"], 0, 6), (_OP["end"], 0, 7)]
+    # The run before the call is a range of its own.
+    assert plan_ranges(calling, None) == {1: (6, False)}
+
+
+def test_a_run_longer_than_the_cap_is_cut():
+    body = _body(*(["local.get", "i32.load", "drop"] * (MAX_RANGE // 2)))
+    ranges = plan_ranges(body, None)
+    assert len(ranges) == 2 and all(end - start <= MAX_RANGE for start, (end, _) in
+                                    ranges.items())
+
+
+STRAIGHT = """(module (memory 1 1)
+  (func (export "run") (param $p i32) (result i32)
+    (i32.store offset=0 (local.get $p) (i32.const 1))
+    (i32.store offset=8 (local.get $p) (i32.const 2))
+    (i32.store offset=16 (local.get $p) (i32.const 3))
+    (i32.add (i32.load offset=4 (local.get $p)) (i32.load offset=12 (local.get $p)))))"""
+
+
+def test_the_fast_version_has_one_check_for_five_accesses():
+    module = ewasm.validate(wat2wasm(STRAIGHT))
+    (text,) = lower_partitions(module)
+    fn = text[text.index("define internal"):]
+    fast = fn[fn.index("\nfast"):fn.index("\njoin")]
+    assert "icmp ugt" not in fast  # no per-access check on the fast path
+    assert fn.count("icmp ule") == 1  # one check for the largest access, p + 20
+    assert "add nuw i64" in fn and ", 20\n" in fn
+    exact = fn[fn.index("\nexact"):fn.index("\nfast")]
+    assert exact.count("icmp ugt") == 5  # the exact version checks every access
+
+
+@pytest.mark.parametrize("p", [0, PAGE - 20, PAGE - 19, PAGE - 12, PAGE - 11, PAGE - 4,
+                               PAGE - 3, PAGE])
+def test_the_trap_and_the_stores_before_it_are_exact(p):
+    wasm = wat2wasm(STRAIGHT.replace("(result i32)", "(result i32)").replace(
+        "(memory 1 1)", '(memory (export "mem") 1 1)'))
+    base, opt = (_run(wasm, tier, (p,)) for tier in ("baseline", "optimized"))
+    assert opt == base
+    result, memory, _ = opt
+    stored = [k for k in range(3) if p + 8 * k + 4 <= PAGE]  # the stores that fit
+    if len(stored) == 3:
+        assert result == ("ok", (0,))
+    else:
+        # The first store that does not fit traps, at its own offset; the ones before it
+        # landed (the fast version's single check failed, the exact one ran).
+        assert result[:2] == ("trap", TrapKind.MEMORY_OUT_OF_BOUNDS)
+    for k in stored:
+        assert memory[p + 8 * k:p + 8 * k + 4] == (k + 1).to_bytes(4, "little")
+    assert memory.count(0) == PAGE - 4 * len(stored) + sum(
+        (k + 1).to_bytes(4, "little").count(0) for k in stored)
+
+
+# --- differential: random ranges against the baseline tier and wasmtime ----------------
+
+_STORES = [("i64.store", 8), ("i64.store32", 4), ("i64.store16", 2), ("i64.store8", 1)]
+_LOADS = [("i64.load", 8), ("i64.load32_u", 4), ("i64.load16_s", 2), ("i64.load8_u", 1)]
+
+
+@st.composite
+def _item(draw, metered: bool):
+    kind = draw(st.sampled_from(["store", "load", "const", "div", "bump"]
+                                + (["gas"] if metered else [])))
+    off = draw(st.integers(0, 40))
+    if kind == "store":
+        op, _ = draw(st.sampled_from(_STORES))
+        v = draw(st.integers(0, 2**63))
+        return f"({op} offset={off} (local.get $p) (i64.const {v}))"
+    if kind == "load":
+        op, _ = draw(st.sampled_from(_LOADS))
+        return (f"(local.set $acc (i64.add (i64.rotl (local.get $acc) (i64.const 7)) "
+                f"({op} offset={off} (local.get $p))))")
+    if kind == "const":
+        a = draw(st.sampled_from([0, 100, PAGE - 8, PAGE - 4, PAGE - 1, PAGE]))
+        return f"(i32.store8 offset={off % 4} (i32.const {a}) (i32.const 7))"
+    if kind == "div":
+        return ("(local.set $acc (i64.add (local.get $acc) (i64.extend_i32_u "
+                "(i32.div_u (i32.const 1000) (local.get $q)))))")
+    if kind == "bump":  # writes the base: its accesses are then no longer covered
+        return "(local.set $p (i32.add (local.get $p) (i32.const 8)))"
+    return f"(call $gas (i64.const {draw(st.integers(0, 50))}))"
+
+
+def _module(items: list[str], loop: bool, metered: bool) -> str:
+    body = "\n    ".join(items)
+    if loop:
+        body = (f"(block $out (loop $l {body}\n"
+                "      (br_if $l (i32.gt_s (local.tee $n (i32.sub (local.get $n) "
+                "(i32.const 1))) (i32.const 0)))))")
+    gas = '(import "ethereum" "useGas" (func $gas (param i64)))' if metered else ""
+    return f"""(module {gas} (memory (export "mem") 1 1)
+  (func (export "run") (param $p i32) (param $q i32) (param $n i32) (result i64)
+    (local $acc i64)
+    {body}
+    (local.get $acc)))"""
+
+
+def _run(wasm: bytes, tier: str, args: tuple, gas: int | None = None):
+    if gas is None:
+        inst = ewasm.instantiate(ewasm.compile(wasm, cache=False, tier=tier))
+    else:
+        inst = ewasm.instantiate(wasm, cache=False, tier=tier, gas_limit=gas)
+    try:
+        result = ("ok", tuple(inst.invoke("run", *args)))
+    except Trap as t:
+        result = ("trap", t.kind, t.func_index, t.offset)
+    memory = bytes(inst.exports["mem"].read(0, PAGE))
+    return result, memory, inst.gas_left if gas is not None else None
+
+
+def _wasmtime(wasm: bytes, args: tuple):
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    inst = wasmtime.Instance(store, wasmtime.Module(engine, wasm), [])
+    try:
+        result = ("ok", inst.exports(store)["run"](store, *args) & (2**64 - 1))
+    except wasmtime.Trap:
+        result = ("trap",)
+    mem = inst.exports(store)["mem"]
+    return result, bytes(mem.read(store, 0, PAGE))
+
+
+_BASES = st.one_of(st.integers(0, 64), st.integers(PAGE - 64, PAGE + 8))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=st.lists(_item(False), min_size=2, max_size=12), loop=st.booleans(),
+       p=_BASES, q=st.sampled_from([0, 3]), n=st.integers(1, 4))
+def test_versioned_code_matches_the_baseline_tier_and_wasmtime(items, loop, p, q, n):
+    wasm = wat2wasm(_module(items, loop, metered=False))
+    args = (p, q, n)
+    base = _run(wasm, "baseline", args)
+    opt = _run(wasm, "optimized", args)
+    assert opt == base
+    want, memory = _wasmtime(wasm, args)
+    got = opt[0]
+    assert (got[0], *((got[1][0] & (2**64 - 1),) if got[0] == "ok" else ())) == want
+    assert opt[1] == memory
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=st.lists(_item(True), min_size=2, max_size=12), loop=st.booleans(),
+       p=_BASES, q=st.sampled_from([0, 3]), n=st.integers(1, 4), gas=st.integers(0, 200))
+def test_versioned_metered_code_traps_and_charges_as_the_baseline_tier(items, loop, p, q, n,
+                                                                        gas):
+    wasm = wat2wasm(_module(items, loop, metered=True))
+    args = (p, q, n)
+    assert _run(wasm, "optimized", args, gas) == _run(wasm, "baseline", args, gas)
