@@ -84,6 +84,9 @@ INLINE_LIMIT = 48
 # (module sizes are far below 2^40), code above.
 TRAP_CODE_SHIFT = 40
 
+# The metadata node of the branch weights of a rarely taken branch (see _assemble).
+UNLIKELY = 0
+
 # Functions up to this many instructions keep the engine's gas counter in a register.
 GAS_REGISTER_MAX_INSTRUCTIONS = 160
 
@@ -287,13 +290,13 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
     # through a small block of their own that stores what happened in an alloca. A phi
     # in the shared block would have one entry per site, and LLVM's instruction
     # selection looks up a phi's entry per predecessor: quadratic in the sites.
-    def _trap_site(self, code: int | str, offset: int) -> str:
+    def _trap_site(self, code: int | str, offset: int, prelude: tuple[str, ...] = ()) -> str:
         """A block that records (code, offset) and jumps to the trap block; its label.
         On the optimising tier the site calls the trap helper itself: a shared block's
         phi of trap codes would be materialised on the hot path, one 64-bit constant
         in a register per site (the movabs LLVM hoists to a function's entry)."""
         name = self.label("tr")
-        lines = [f"{name}:"]
+        lines = [f"{name}:", *prelude]
         if isinstance(code, int):
             info = str((code << TRAP_CODE_SHIFT) | offset)
         else:
@@ -311,18 +314,20 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
         self.has_trap = True
         return name
 
-    def trap_if(self, cond: str, code: int | str, offset: int) -> None:
+    def trap_if(self, cond: str, code: int | str, offset: int,
+                prelude: tuple[str, ...] = ()) -> None:
         """Branch to the trap block when cond holds; continue in a fresh block. On the
         baseline tier a static code is recorded before the branch (one store, no extra
         block: fewer blocks make its code generation faster); otherwise in a site block
-        of its own (_trap_site)."""
+        of its own (_trap_site), which runs `prelude` first."""
         ok = self.label("ok")
-        if isinstance(code, int) and not self.ml.optimizing:
+        if isinstance(code, int) and not self.ml.optimizing and not prelude:
             self.emit(f"store i64 {(code << TRAP_CODE_SHIFT) | offset}, ptr %trapinfo")
             self.emit(f"br i1 {cond}, label %trap, label %{ok}")
             self.has_trap = True
         else:
-            self.emit(f"br i1 {cond}, label %{self._trap_site(code, offset)}, label %{ok}")
+            site = self._trap_site(code, offset, prelude)
+            self.emit(f"br i1 {cond}, label %{site}, label %{ok}")
         self.start_block(ok)
 
     def trap_now(self, code: int, offset: int) -> None:
@@ -334,7 +339,10 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
         ok = self.label("ok")
         # Recorded before the branch, as a static trap code (see trap_if).
         self.emit(f"store i32 {st}, ptr %propst")
-        self.emit(f"br i1 {bad}, label %prop, label %{ok}")
+        # A failed callee is rare: on the optimising tier the weights keep the success
+        # path the fall-through (a taken jump per return path, otherwise).
+        weights = f", !prof !{UNLIKELY}" if self.ml.optimizing else ""
+        self.emit(f"br i1 {bad}, label %prop, label %{ok}{weights}")
         self.has_prop = True
         self.start_block(ok)
 

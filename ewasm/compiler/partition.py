@@ -11,7 +11,7 @@ from ..opcodes import CALL
 from . import abi
 from . import split as _split
 from .calls import _LT, CallTable, ret_type
-from .function import TRAP_CODE_SHIFT, ModuleLowering, _FuncLowerer
+from .function import TRAP_CODE_SHIFT, UNLIKELY, ModuleLowering, _FuncLowerer
 from .group import group_symbol, lower_group, plan_groups
 from .split import SplitLowerer, is_split, segment_count, segment_decl
 from .wrapper import _wrapper
@@ -222,6 +222,8 @@ def _assemble(parts: list[str]) -> str:
     head.append("attributes #0 = { nounwind }")
     head.append("attributes #1 = { nounwind alwaysinline }")
     head.append("attributes #2 = { nounwind noinline cold }")
+    if f"!prof !{UNLIKELY}" in body:
+        head.append(f'!{UNLIKELY} = !{{!"branch_weights", i32 1, i32 1048575}}')
     return "\n".join(head) + "\n" + body + "\n"
 
 
