@@ -11,7 +11,7 @@ import wasmtime
 from hypothesis import HealthCheck, given, settings
 
 import ewasm
-from ewasm.compiler.bounds import MAX_RANGE, plan_ranges
+from ewasm.compiler.bounds import MAX_RANGE, MIN_COVERED_IN_RUN, plan_ranges
 from ewasm.compiler.lower import lower_partitions
 from ewasm.errors import Trap, TrapKind
 from ewasm.opcodes import OPS
@@ -25,28 +25,30 @@ def _body(*names):
     return [(_OP[n], 0, k) for k, n in enumerate(names)]
 
 
-def test_a_straight_run_with_two_accesses_is_a_range():
-    body = _body("local.get", "i32.load", "local.get", "i32.load", "i32.add", "drop", "end")
-    assert plan_ranges(body, None) == {0: (6, False)}
+def test_a_straight_run_with_enough_accesses_is_a_range():
+    load = ["local.get", "i32.load", "drop"]
+    body = _body(*load * MIN_COVERED_IN_RUN, "end")
+    assert plan_ranges(body, None) == {0: (3 * MIN_COVERED_IN_RUN, False)}
+    assert plan_ranges(_body(*load * (MIN_COVERED_IN_RUN - 1), "end"), None) == {}
 
 
 def test_a_call_ends_a_run_but_the_inline_gas_charge_does_not():
-    body = [(_OP["local.get"], 0, 0), (_OP["i32.load"], (2, 0), 1), (_OP["drop"], 0, 2),
-            (_OP["i64.const"], 5, 3), (_OP["call"], 7, 4),
-            (_OP["local.get"], 0, 5), (_OP["i32.load"], (2, 0), 6), (_OP["drop"], 0, 7)]
-    assert plan_ranges(body, gas_import=7) == {0: (8, False)}
-    # Any other call may grow memory: each side has one access, too few for a run.
+    half = [(_OP["local.get"], 0, 0), (_OP["i32.load"], (2, 0), 0), (_OP["drop"], 0, 0)]
+    half *= MIN_COVERED_IN_RUN - 1
+    body = half + [(_OP["i64.const"], 5, 0), (_OP["call"], 7, 0)] + half
+    assert plan_ranges(body, gas_import=7) == {0: (len(body), False)}
+    # Any other call may grow memory: each side has too few accesses for a run.
     assert plan_ranges(body, gas_import=None) == {}
 
 
 def test_a_loop_without_calls_is_one_range_and_a_loop_with_one_is_not():
     inner = ["local.get", "i32.load", "drop", "local.get", "br_if", "end"]
     assert plan_ranges(_body("loop", *inner), None) == {0: (7, True)}
-    calling = [(_OP["loop"], 0, 0), (_OP["local.get"], 0, 1), (_OP["i32.load"], 0, 2),
-               (_OP["local.get"], 0, 3), (_OP["i32.load"], 0, 4), (_OP["i32.add"], 0, 5),
-               (_OP["call"], 0, 6), (_OP["end"], 0, 7)]
+    run = [(_OP["local.get"], 0, 0), (_OP["i32.load"], 0, 0), (_OP["drop"], 0, 0)]
+    run *= MIN_COVERED_IN_RUN
+    calling = [(_OP["loop"], 0, 0), *run, (_OP["call"], 0, 0), (_OP["end"], 0, 0)]
     # The run before the call is a range of its own.
-    assert plan_ranges(calling, None) == {1: (6, False)}
+    assert plan_ranges(calling, None) == {1: (1 + len(run), False)}
 
 
 def test_a_run_longer_than_the_cap_is_cut():
