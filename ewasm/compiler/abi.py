@@ -42,6 +42,10 @@ import ctypes
 
 ABI_VERSION = 5  # bump whenever compiled code or its calling convention changes
 
+# A trap site's code and byte offset travel packed in one i64: offset in the low bits
+# (module sizes are far below 2^40), code above.
+TRAP_CODE_SHIFT = 40
+
 CTX_MEMORY = 0
 CTX_GLOBALS = 8
 CTX_TABLE = 16

@@ -164,12 +164,16 @@ class BoundsVersioning:
         return False
 
     def version_range(self, start: int, end: int, is_loop: bool) -> None:
-        """Lower body[start:end] as a checked fast version and the exact one."""
+        """Lower body[start:end] as a checked fast version and the exact one. Deferred gas
+        charges (gas.py) are made before the range and at the end of each version, so
+        that both versions start and end with none."""
+        self.flush_gas()
         stack0 = list(self.stack)
         mark = len(self.out)
         self.range_bases, self.range_written = {}, written_locals(self.fn.body, start, end)
         self.range_ends, self.range_covered = {}, []
         self._body(start, end)
+        self.flush_gas()
         ends, covered = self.range_ends, self.range_covered
         self.range_bases = self.range_ends = None
         if len(covered) < (1 if is_loop else MIN_COVERED_IN_RUN):
@@ -190,6 +194,7 @@ class BoundsVersioning:
         self.covered = frozenset(covered)
         self.start_block(fast)
         self._body(start, end)
+        self.flush_gas()
         self.covered = frozenset()
         if self.dead:
             return

@@ -80,9 +80,7 @@ BODY_INSTRUCTIONS_PER_UNIT = 8
 # Leaf functions up to this many instructions are forced inline into their callers.
 INLINE_LIMIT = 48
 
-# A trap site's code and byte offset travel packed in one i64: offset in the low bits
-# (module sizes are far below 2^40), code above.
-TRAP_CODE_SHIFT = 40
+TRAP_CODE_SHIFT = abi.TRAP_CODE_SHIFT
 
 # The metadata node of the branch weights of a rarely taken branch (see _assemble).
 UNLIKELY = 0
@@ -128,6 +126,13 @@ _STOREOPS = {_OP[name]: kind for name, kind in (
 _MEMORY_OPS = frozenset({*_LOADOPS, *_STOREOPS, MEMORY_SIZE, MEMORY_GROW, MEMORY_INIT,
                          MEMORY_COPY, MEMORY_FILL})
 
+# Instructions that cannot trap, have no effect outside the function's locals and never
+# read the gas counter: a deferred charge (gas.py) may wait past them. `block` too (its
+# end and every branch out flush); `if` carries the charges into both arms.
+_GAS_TRANSPARENT = frozenset({I32_CONST, I64_CONST, LOCAL_GET, LOCAL_SET, LOCAL_TEE,
+                              GLOBAL_GET, DROP, SELECT, I32_EQZ, I64_EQZ, NOP, MEMORY_SIZE,
+                              BLOCK, IF, *_BINOPS, *_CMPOPS, *_UNOPS, *_CONVOPS, *_EXTOPS})
+
 _T_OOB = int(TrapKind.MEMORY_OUT_OF_BOUNDS)
 _T_TABLE_OOB = int(TrapKind.TABLE_OUT_OF_BOUNDS)
 
@@ -169,6 +174,7 @@ class _Frame:
     if_params: list[tuple[str, str]] | None = None
     has_else: bool = False
     dead_outer: bool = False  # was the code before this frame dead (only for dead nesting)
+    gas_at_if: list[tuple[int, int]] = field(default_factory=list)  # deferred charges
     # Split functions only (split.py): the label is entered from another segment, so
     # the stack below `height` and the branch values pass through the frame in memory.
     entry: bool = False
@@ -662,6 +668,9 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
             if handler is None:
                 self._unsupported(op, off)
             self.pc = pc
+            if self.pending_gas and op not in _GAS_TRANSPARENT and not (
+                    op == CALL and imm == self.ml.gas_import):
+                self.flush_gas()
             handler(self, op, imm, off)
         self.dead_depth = dead_depth
 
@@ -713,6 +722,7 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
         then, els, end = self.label("then"), self.label("else"), self.label("end")
         fr = _Frame("if", p, r, len(self.stack) - len(p), end, end)
         fr.else_label = els
+        fr.gas_at_if = self.pending_gas  # both arms start with them (gas.py)
         fr.if_params = self.stack[len(self.stack) - len(p):] if p else []
         fr.slots = self.new_slots(r)
         self.enter_frame(fr)
@@ -743,6 +753,7 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
         if fr.else_entry:
             self.at_label(fr, len(self.stack))
         self.dead = False
+        self.pending_gas = fr.gas_at_if
 
     def h_end(self, op, imm, off):
         fr = self.frames.pop()
@@ -767,6 +778,8 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
         if fr.kind == "if" and not fr.has_else:
             # No else: the false edge passes the if's parameters through as results.
             self.start_block(fr.else_label)
+            self.dead, self.pending_gas = False, fr.gas_at_if
+            self.flush_gas()
             params = fr.if_params or []
             if fr.else_entry:
                 del self.stack[fr.height:]

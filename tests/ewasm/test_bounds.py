@@ -194,3 +194,60 @@ def test_versioned_metered_code_traps_and_charges_as_the_baseline_tier(items, lo
     wasm = wat2wasm(_module(items, loop, metered=True))
     args = (p, q, n)
     assert _run(wasm, "optimized", args, gas) == _run(wasm, "baseline", args, gas)
+
+
+# --- deferred gas charges (gas.py): merged runs, carried into the arms of an if --------
+
+DEFERRED = """(module (import "ethereum" "useGas" (func $g (param i64)))
+  (global $seen (mut i32) (i32.const 0))
+  (func $fib (export "fib") (param $n i32) (result i32)
+    (call $g (i64.const 258))
+    (if (result i32) (i32.lt_u (local.get $n) (i32.const 2))
+      (then (call $g (i64.const 301)) (local.get $n))
+      (else (call $g (i64.const 648))
+        (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
+                 (call $fib (i32.sub (local.get $n) (i32.const 2)))))))
+  (func (export "noelse") (param $n i32) (result i32)
+    (call $g (i64.const 5))
+    (local.set $n (i32.add (local.get $n) (i32.const 1)))
+    (call $g (i64.const 7))
+    (if (i32.gt_u (local.get $n) (i32.const 3))
+      (then (call $g (i64.const 11)) (global.set $seen (i32.const 1))
+            (call $g (i64.const 13))))
+    (call $g (i64.const 17))
+    (global.get $seen)))"""
+
+
+def _run_gas(wasm: bytes, tier: str, name: str, arg: int, gas: int):
+    inst = ewasm.instantiate(wasm, cache=False, tier=tier, gas_limit=gas)
+    try:
+        result = ("ok", tuple(inst.invoke(name, arg)))
+    except Trap as t:
+        result = ("trap", t.kind, t.func_index, t.offset)
+    return result, inst.gas_left, inst.exports["seen"].value if "seen" in inst.exports else None
+
+
+def test_the_deferred_charges_are_made_in_one_sub():
+    module = ewasm.validate(wat2wasm(DEFERRED))
+    (text,) = lower_partitions(module, gas_import=0)
+    fib = text[text.index("@f1("):text.index("@f2(")]
+    # 258 waits past the condition into both arms: one charge per arm, none at the entry.
+    assert "i64 559)" in fib and "i64 906)" in fib and "i64 258)" not in fib
+    noelse = text[text.index("@f2("):]
+    # 5 and 7 wait into both ways of the `if`: with 11 in its arm (23), alone on the
+    # way round it (12); a global.set is an effect, so 13 is charged after it, apart.
+    assert "i64 23)" in noelse and "i64 12)" in noelse
+    assert "i64 13)" in noelse and "i64 17)" in noelse and "i64 5)" not in noelse
+
+
+@pytest.mark.parametrize("name,arg", [("fib", 0), ("fib", 1), ("fib", 2), ("fib", 4),
+                                      ("noelse", 0), ("noelse", 5)])
+def test_deferred_charges_run_out_where_the_segments_say(name, arg):
+    wasm = wat2wasm(DEFERRED)
+    # Every charge boundary of the run, and either side of it.
+    limits = sorted({g + d for g in range(0, 12000, 97) for d in (0,)} | {
+        b + d for b in (5, 12, 23, 36, 53, 258, 559, 906, 1164, 1465, 1812, 2070, 2371, 2718)
+        for d in (-1, 0, 1)})
+    for gas in limits:
+        want = _run_gas(wasm, "baseline", name, arg, gas)
+        assert _run_gas(wasm, "optimized", name, arg, gas) == want, gas
