@@ -20,6 +20,7 @@ same conditions; the table gives the median of the per-round times and the min.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
@@ -247,9 +248,15 @@ def measure(workloads: list[Workload], rounds: int) -> None:
         for w in workloads:
             for kind in ("plain", "metered", "wasmtime"):
                 fn = getattr(w, kind)
+                # The garbage of the run before (wasmtime-py's stores, most) is collected
+                # outside the clock: a collection inside a 0.1 ms contract call would
+                # count against whichever configuration it fell in.
+                gc.collect()
+                gc.disable()
                 t = time.perf_counter()
                 fn()
                 w.times[kind].append(time.perf_counter() - t)
+                gc.enable()
 
 
 def rows(workloads: list[Workload]) -> list[dict]:
