@@ -3,8 +3,9 @@ the function-body lowerer (function.py).
 
 With the engine's gas counter, internal functions take the counter as an argument and
 return it beside their status (see calls.ret_type). Inside a function the counter lives
-in `%gas`: an alloca that SROA promotes to a register for small functions, the context
-struct's field for big ones (see _FuncLowerer.gas_in_register)."""
+in `%gas`: an alloca that SROA promotes to a register on the optimising tier; on the
+baseline tier the same for small functions, the context struct's field for big ones (see
+_FuncLowerer.gas_in_register)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ class GasLowering:
         self.emit(f"{g} = load i64, ptr %gas")
         self.emit(f"{r} = call {{i64, i1}} @llvm.usub.with.overflow.i64(i64 {g}, i64 {total})")
         self.emit(f"{oog} = extractvalue {{i64, i1}} {r}, 1")
-        self.emit(f"{ng} = extractvalue {{i64, i1}} {r}, 0")
+        self.gas_result(r, ng)
         self.emit(f"store i64 {ng}, ptr %gas")  # repaired on the failure path
         # The failure path: the counter from before the run (the sub wrapped), then the
         # first charge it does not cover.
@@ -109,7 +110,7 @@ class GasLowering:
             self.emit(f"{neg} = icmp slt i64 {amount}, 0")
             self.emit(f"{code} = select i1 {neg}, i32 {int(TrapKind.NEGATIVE_GAS)}, "
                       f"i32 {int(TrapKind.OUT_OF_GAS)}")
-        self.emit(f"{ng} = extractvalue {{i64, i1}} {r}, 0")
+        self.gas_result(r, ng)
         prelude: tuple[str, ...] = ()
         if self.ml.optimizing and _is_literal(amount):
             # The difference is stored before the branch, and the trap path adds the
@@ -124,6 +125,14 @@ class GasLowering:
         self.trap_if(oog, code, off, prelude)
         if not prelude:
             self.emit(f"store i64 {ng}, ptr %gas")
+
+    def gas_result(self, r: str, ng: str) -> None:
+        """ng = the counter after the charge r (see _FuncLowerer.gas_barrier)."""
+        if not self.gas_barrier:
+            self.emit(f"{ng} = extractvalue {{i64, i1}} {r}, 0")
+            return
+        self.emit(f"{ng}.s = extractvalue {{i64, i1}} {r}, 0")
+        self.emit(f'{ng} = call i64 asm "", "=r,0"(i64 {ng}.s)')
 
     def gas_arg(self) -> list[str]:
         if not self.gas:
