@@ -78,17 +78,17 @@ def _loop_ends(body: list) -> dict[int, int]:
     return ends
 
 
-def _loop_qualifies(body: list, gas_import: int | None) -> bool:
-    """No instruction in it may grow memory or leave compiled code, and it accesses memory."""
-    return not any(op in _LEAVES and not _is_gas_call(op, imm, gas_import)
-                   for op, imm, _ in body) and any(op in ACCESS_OPS for op, _, _ in body)
-
-
 def plan_ranges(body: list, gas_import: int | None) -> dict[int, tuple[int, bool]]:
     """The ranges worth versioning: start index -> (end index, exclusive; is a loop).
-    Outermost loops first: a loop that qualifies is one range, and the runs inside a loop
-    that does not are ranges of their own."""
+    Outermost loops first: a loop that qualifies (nothing in it grows memory or leaves
+    compiled code, and it accesses memory) is one range, and the runs inside a loop that
+    does not are ranges of their own. Linear in the body: prefix counts answer each
+    loop's question, however deep loops nest."""
     loop_end = _loop_ends(body)
+    leaves, accesses = [0], [0]
+    for op, imm, _ in body:
+        leaves.append(leaves[-1] + (op in _LEAVES and not _is_gas_call(op, imm, gas_import)))
+        accesses.append(accesses[-1] + (op in ACCESS_OPS))
     ranges: dict[int, tuple[int, bool]] = {}
     run_start, run_accesses = -1, 0
 
@@ -100,8 +100,8 @@ def plan_ranges(body: list, gas_import: int | None) -> dict[int, tuple[int, bool
     while pc < len(body):
         op, imm, _ = body[pc]
         end = loop_end.get(pc)
-        if end is not None and end - pc < MAX_RANGE and _loop_qualifies(body[pc:end],
-                                                                          gas_import):
+        if (end is not None and end - pc < MAX_RANGE and leaves[end] == leaves[pc]
+                and accesses[end] > accesses[pc]):
             close(pc)
             run_start, run_accesses = -1, 0
             ranges[pc] = (end + 1, True)

@@ -15,6 +15,10 @@ from .calls import TRAP_HELPER, _is_literal
 
 # A deferred charge is at most this (the sum of a run then stays far below 2^63).
 DEFER_MAX = 1 << 32
+# At most this many charges wait: a run's failure path has a block per charge, and the
+# run is carried into both ways of every `if`, so without a cap n nested ifs, each after
+# a charge, would give n^2 blocks.
+DEFER_RUN = 16
 
 
 class GasLowering:
@@ -35,6 +39,8 @@ class GasLowering:
         that ran out and reports the counter as it was before it."""
         _, amount = self.pop()
         if self.ml.optimizing and _is_literal(amount) and 0 <= int(amount) <= DEFER_MAX:
+            if len(self.pending_gas) >= DEFER_RUN:
+                self.flush_gas()
             if not self.pending_gas:
                 self.pending_at = (len(self.out), self.cur)
             self.pending_gas = [*self.pending_gas, (int(amount), off)]
