@@ -20,7 +20,7 @@ import tempfile
 import time
 
 import engine_report
-from harness import median_time, parse_args
+from harness import median_time
 
 import ewasm
 from ewasm.compiler.cache import ObjectCache
@@ -60,16 +60,10 @@ def compile_times(shared) -> list[dict]:
 
 
 def main() -> int:
-    parsed = parse_args(__doc__)
-    if parsed is None:
-        return 2
-    args, shared, _ = parsed
-    try:
-        table = engine_report.run(shared, args.repeats)
-    except engine_report.WrongResult as exc:
-        print(f"WRONG RESULT: {exc}", file=sys.stderr)
-        return 1
-    engine_report.print_table(table)
+    started = engine_report.main(__doc__)
+    if isinstance(started, int):
+        return started
+    args, shared, table = started
     compiles = compile_times(shared)
     if args.json:
         print(json.dumps({"workloads": table, "compile": compiles}))

@@ -15,22 +15,15 @@ import sys
 import time
 
 import engine_report
-from harness import parse_args
 
 import gasmeter
 
 
 def main() -> int:
-    parsed = parse_args(__doc__)
-    if parsed is None:
-        return 2
-    args, shared, _ = parsed
-    try:
-        table = engine_report.run(shared, args.repeats)
-    except engine_report.WrongResult as exc:
-        print(f"WRONG RESULT: {exc}", file=sys.stderr)
-        return 1
-    engine_report.print_table(table)
+    started = engine_report.main(__doc__)
+    if isinstance(started, int):
+        return started
+    args, shared, table = started
     sentinel = shared / "fixtures/contracts/system/sentinel.wasm"
     t_sentinel = None
     if sentinel.is_file():

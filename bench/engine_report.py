@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -312,3 +313,22 @@ def run(shared: Path, rounds: int, precompiles: bool = True) -> list[dict]:
         workloads += precompile_workloads(shared)
     measure(workloads, rounds)
     return rows(workloads)
+
+
+def main(doc: str | None) -> tuple[object, Path, list[dict]] | int:
+    """What both scripts start with: their arguments, then the table, printed. Returns
+    (args, shared dir, table), or the exit status when inputs are missing (2) or a result
+    is wrong (1)."""
+    from harness import parse_args
+
+    parsed = parse_args(doc)
+    if parsed is None:
+        return 2
+    args, shared, _ = parsed
+    try:
+        table = run(shared, args.repeats)
+    except WrongResult as exc:
+        print(f"WRONG RESULT: {exc}", file=sys.stderr)
+        return 1
+    print_table(table)
+    return args, shared, table
