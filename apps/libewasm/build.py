@@ -45,6 +45,7 @@ _EMBEDDING_API = """
 int ewasm_py_create(void);
 void ewasm_py_destroy(int);
 int ewasm_py_set_option(int, const char*, const char*);
+uint32_t ewasm_py_get_capabilities(int);
 void ewasm_py_execute(int, const struct evmc_host_interface*, struct evmc_host_context*,
                       int32_t, const struct evmc_message*, const uint8_t*, size_t,
                       struct evmc_result*);
@@ -85,8 +86,8 @@ static void ewasm_destroy(struct evmc_vm* vm)
 
 static evmc_capabilities_flagset ewasm_get_capabilities(struct evmc_vm* vm)
 {
-    (void)vm;
-    return 2u;  /* EVMC_CAPABILITY_EWASM */
+    /* EVMC_CAPABILITY_EWASM, and EVMC_CAPABILITY_EVM1 under evm1mode=evm. */
+    return ewasm_py_get_capabilities(((struct ewasm_vm*)vm)->handle);
 }
 
 static int32_t ewasm_set_option(struct evmc_vm* vm, const char* name, const char* value)
@@ -221,6 +222,12 @@ def ewasm_py_set_option(handle, name, value):
     return embedded.set_option(handle, ffi.string(name).decode("utf-8", "replace"),
                                None if value == ffi.NULL
                                else ffi.string(value).decode("utf-8", "replace"))
+
+
+# What the VM certainly is, should Python fail: EVMC_CAPABILITY_EWASM.
+@ffi.def_extern(onerror=lambda *exc: 2)
+def ewasm_py_get_capabilities(handle):
+    return embedded.capabilities(handle)
 
 
 @ffi.def_extern(onerror=lambda *exc: None)

@@ -80,6 +80,18 @@ def destroy(handle: int) -> None:
 
 
 OPTIONS = ("metering", "debug", "evm1mode", "cache-dir", "cache-max-size")
+# EVMC's evmc_capabilities flags.
+CAPABILITY_EVM1, CAPABILITY_EWASM = 1, 2
+
+
+def capabilities(handle: int) -> int:
+    """EVMC's get_capabilities: Ewasm always; EVM1 as well when evm1mode=evm, in which the
+    VM runs EVM code itself (a host may then send it every frame)."""
+    options = _vms.get(handle)
+    if options is not None and options.evm1mode == "evm":
+        return CAPABILITY_EWASM | CAPABILITY_EVM1
+    return CAPABILITY_EWASM
+
 
 
 def set_option(handle: int, name: str, value: str | None) -> int:

@@ -174,6 +174,15 @@ def test_two_c_threads_execute_concurrently_on_one_vm(c_host, library, wasm):
     assert out.strip() == "threads=2 iterations=250 failures=0"
 
 
+def test_capabilities_add_evm1_under_evm1mode_evm(library):
+    with load_vm(library) as vm:
+        assert vm.capabilities == 2  # EVMC_CAPABILITY_EWASM
+        vm.set_option("evm1mode", "evm")
+        assert vm.capabilities == 3  # and EVMC_CAPABILITY_EVM1: it runs EVM code itself
+        vm.set_option("evm1mode", "fallback")
+        assert vm.capabilities == 2
+
+
 def test_load_vm_gives_the_same_results_as_direct_execute(library, wasm):
     with load_vm(library) as vm:
         assert (vm.name, vm.version, vm.capabilities) == ("ewasm", "0.1.0", 2)
