@@ -179,6 +179,11 @@ class StateBackend(ABC):
     def get_storage(self, address: bytes, key: bytes) -> bytes:
         """32 bytes; ZERO_BYTES32 when unset."""
 
+    def has_storage(self, address: bytes) -> bool:
+        """Any non-zero slot (CREATE's collision rule, EIP-7610)."""
+        acc = self.get_account(address)
+        return acc is not None and bool(acc.storage)
+
     @abstractmethod
     def addresses(self) -> list[bytes]:
         """Every existing address, sorted."""

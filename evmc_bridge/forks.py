@@ -25,6 +25,7 @@ class ForkRules:
     # touched empty accounts deleted
     max_code_size: int | None  # EIP-170 (Spurious Dragon); None: no limit
     eip1559: bool  # London: the base fee, burnt; the fee cap must cover it
+    eip3541: bool  # London: no new code may start with 0xEF
     refund_quotient: int  # gas used // quotient caps the refund (EIP-3529: 5 from London)
     selfdestruct_refund: int  # 0 from London (EIP-3529)
     sstore_clear_refund: int = c.REFUND_SSTORE_CLEAR
@@ -63,6 +64,7 @@ def _build(r: Revision) -> ForkRules:
         eip161=r >= Revision.SPURIOUS_DRAGON,
         max_code_size=c.MAX_CODE_SIZE_EIP170 if r >= Revision.SPURIOUS_DRAGON else None,
         eip1559=london,
+        eip3541=london,
         refund_quotient=5 if london else 2,
         selfdestruct_refund=0 if london else c.REFUND_SELFDESTRUCT,
         initcode_byte_gas=c.GAS_INITCODE_BYTE_EWASM if r > Revision.BYZANTIUM else 0,

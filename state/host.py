@@ -109,8 +109,12 @@ class StateHost:
         self.logs: list[Log] = []
         self.refund = 0
         self.selfdestructs: list[bytes] = []  # in order, distinct
+        # EIP-2929's accessed addresses and slots. Journaled like the state: a frame that
+        # reverts forgets what it warmed (the log holds each addition, the snapshot its
+        # length). Only EVM frames read them: Wasm frames pay Hera's gas at every revision.
         self._accessed: set[bytes] = set()
         self._accessed_slots: set[tuple[bytes, bytes]] = set()
+        self._access_log: list = []
         # Each written slot's value when the transaction began (EIP-1283/2200 need it):
         # taken before its first write, which no revert can precede, so never journaled.
         self._original: dict[tuple[bytes, bytes], bytes] = {}
@@ -120,14 +124,23 @@ class StateHost:
         self.transient_storage: dict = {}  # EIP-1153, for EVM frames that have it
 
     # --- substate journal ---------------------------------------------------------------
-    def _snapshot(self) -> tuple[int, int, int, int]:
-        return self.backend.snapshot(), len(self.logs), self.refund, len(self.selfdestructs)
+    def _snapshot(self) -> tuple[int, int, int, int, int]:
+        return (self.backend.snapshot(), len(self.logs), self.refund,
+                len(self.selfdestructs), len(self._access_log))
 
-    def _revert(self, snap: tuple[int, int, int, int]) -> None:
+    def _revert(self, snap: tuple[int, int, int, int, int]) -> None:
         self.backend.revert(snap[0])
         del self.logs[snap[1]:]
         self.refund = snap[2]
         del self.selfdestructs[snap[3]:]
+        log = self._access_log
+        if len(log) > snap[4]:
+            for entry in log[snap[4]:]:
+                if type(entry) is tuple:
+                    self._accessed_slots.discard(entry)
+                else:
+                    self._accessed.discard(entry)
+            del log[snap[4]:]
         if self._sticky_touch:
             self.backend.touch(_RIPEMD160)
 
@@ -194,14 +207,33 @@ class StateHost:
     def access_account(self, address: bytes) -> AccessStatus:
         if address in self._accessed:
             return AccessStatus.WARM
+        address = bytes(address)
         self._accessed.add(address)
+        self._access_log.append(address)
         return AccessStatus.COLD
 
     def access_storage(self, address: bytes, key: bytes) -> AccessStatus:
-        if (address, key) in self._accessed_slots:
+        slot = (bytes(address), bytes(key))
+        if slot in self._accessed_slots:
             return AccessStatus.WARM
-        self._accessed_slots.add((address, key))
+        self._accessed_slots.add(slot)
+        self._access_log.append(slot)
         return AccessStatus.COLD
+
+    def warm_transaction(self, sender: bytes, target: bytes,
+                         access_list: Sequence[tuple[bytes, Sequence[bytes]]] = ()) -> None:
+        """EIP-2929's and EIP-2930's warm start of a transaction (from Berlin): the sender,
+        the recipient or the new contract, the precompiles and the access list."""
+        if not self.rules.access_lists:
+            return
+        self.access_account(sender)
+        self.access_account(target)
+        for address in self.precompiles:
+            self.access_account(address)
+        for address, keys in access_list:
+            self.access_account(address)
+            for key in keys:
+                self.access_storage(address, key)
 
     # --- extensions the EVM uses when its host has them (state.evm._HostState) -----------
     def get_code(self, address: bytes) -> bytes:
@@ -241,6 +273,10 @@ class StateHost:
                 address = create2_address(sender, message.create2_salt, message.input)
             else:
                 address = create_address(sender, nonce)
+            if self.rules.access_lists:
+                # EIP-2929: warm before the child's snapshot, so it stays warm when the
+                # creation fails (geth's evm.create).
+                self.access_account(address)
             return self.create(message, address)
         return self.message_call(message)
 
@@ -308,7 +344,9 @@ class StateHost:
         """Deploy at `address` (the caller derived it and moved the sender's nonce)."""
         backend = self.backend
         snap = self._snapshot()
-        if backend.get_code(address) or backend.get_nonce(address):
+        # EIP-684, and EIP-7610's storage rule (every client applies it at every fork).
+        if backend.get_code(address) or backend.get_nonce(address) or \
+                backend.has_storage(address):
             self._revert(snap)
             return Result.make(StatusCode.FAILURE, message="address collision")
         backend.create_account(address)
@@ -346,6 +384,10 @@ class StateHost:
             self._revert(snap)
             return Result.make(StatusCode.FAILURE, message=f"code of {len(code)} bytes exceeds "
                                                            f"the limit of {limit}")
+        if self.rules.eip3541 and code[:1] == b"\xef":
+            self._revert(snap)
+            return Result.make(StatusCode.FAILURE, message="new code starts with 0xEF "
+                                                           "(EIP-3541)")
         if result.gas_left < deposit:
             self._revert(snap)
             return Result.make(StatusCode.OUT_OF_GAS, message="not enough gas for code deposit")

@@ -84,6 +84,10 @@ class MemoryBackend(JournaledBackend):
             return ZERO_BYTES32
         return acc.storage.get(key, ZERO_BYTES32)
 
+    def has_storage(self, address: bytes) -> bool:
+        acc = self._accounts.get(_addr(address))
+        return acc is not None and bool(acc.storage)
+
     def addresses(self) -> list[bytes]:
         return sorted(self._accounts)
 

@@ -138,6 +138,23 @@ class PendingOverlay(JournaledBackend):
             return ZERO_BYTES32
         return self._committed_slot(address, key)
 
+    def has_storage(self, address: bytes) -> bool:
+        address = _addr(address)
+        acc = self._view(address)
+        if acc is None:
+            return False
+        written = acc.storage  # pending writes; empty on a committed record
+        if any(v != ZERO_BYTES32 for v in written.values()):
+            return True
+        if address in self._pending and acc.fresh:
+            return False
+        committed = self._committed(address)
+        if committed is None or committed.storage_root == EMPTY_TRIE_ROOT:
+            return False
+        # A slot not cleared since the commit (the scan stops at the first one).
+        return any(written.get(k, v) != ZERO_BYTES32
+                   for k, v in self._committed_storage(address))
+
     def addresses(self) -> list[bytes]:
         out = set(self._committed_addresses())
         for address, acc in self._pending.items():

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 
 from evmc_bridge import CallKind, Message, Revision, StatusCode, TxContext
 from evmc_bridge.abc import VM, CodeLoader
-from evmc_bridge.constants import ZERO_BYTES32
+from evmc_bridge.constants import (
+    GAS_ACCESS_LIST_ADDRESS,
+    GAS_ACCESS_LIST_KEY,
+    NONCE_LIMIT,
+    ZERO_BYTES32,
+)
 from evmc_bridge.forks import rules
 from gasmeter import MeteringPolicy
 
@@ -45,8 +50,12 @@ class Transaction:
     data: bytes
     # EIP-1559: the fee cap the balance must cover (gas_price when None, as before London).
     max_fee: int | None = None
-    # Intrinsic gas beyond data and creation, e.g. an EIP-2930 access list's.
+    # Intrinsic gas beyond data, creation and the access list.
     extra_intrinsic_gas: int = 0
+    # EIP-1559: the most per gas the coinbase may get (gas_price when None).
+    max_priority_fee: int | None = None
+    # EIP-2930: (address, storage keys) warm from the start, each paid in intrinsic gas.
+    access_list: tuple[tuple[bytes, tuple[bytes, ...]], ...] = ()
 
 
 @dataclass
@@ -69,6 +78,8 @@ def intrinsic_gas(tx: Transaction, revision: Revision) -> int:
         gas += fork.tx_create_gas
         if tx.data[:4] == b"\0asm":  # compiled init code pays for its compile
             gas += fork.initcode_byte_gas * len(tx.data)
+    for _, keys in tx.access_list:
+        gas += GAS_ACCESS_LIST_ADDRESS + GAS_ACCESS_LIST_KEY * len(keys)
     return gas + tx.extra_intrinsic_gas
 
 
@@ -77,6 +88,20 @@ def check_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction,
     """Raise InvalidTransaction unless tx can be included; returns its intrinsic gas.
     The messages are geth's, which clients of the chain's JSON-RPC node recognise."""
     sender = "0x" + tx.sender.hex()
+    fork = rules(revision)
+    fee_cap = tx.gas_price if tx.max_fee is None else tx.max_fee
+    tip = fee_cap if tx.max_priority_fee is None else tx.max_priority_fee
+    # Fields no encoding can carry (a fixture's matrix can name them): geth's RLP decoder
+    # refuses them before any rule is checked.
+    for what, value, bits in (("gas", tx.gas_limit, 64), ("value", tx.value, 256),
+                              ("gas price", tx.gas_price, 256), ("max fee", fee_cap, 256),
+                              ("priority fee", tip, 256), ("nonce", tx.nonce, 64)):
+        if value < 0 or value.bit_length() > bits:
+            raise InvalidTransaction(f"rlp: {what} {value} does not fit {bits} bits")
+    if tx.access_list and not fork.access_lists:
+        raise InvalidTransaction("transaction type not supported: access lists need Berlin")
+    if tx.max_priority_fee is not None and not fork.eip1559:
+        raise InvalidTransaction("transaction type not supported: dynamic fees need London")
     nonce = backend.get_nonce(tx.sender)
     if tx.nonce < nonce:
         raise InvalidTransaction(f"nonce too low: address {sender}, tx: {tx.nonce} "
@@ -84,15 +109,23 @@ def check_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction,
     if tx.nonce > nonce:
         raise InvalidTransaction(f"nonce too high: address {sender}, tx: {tx.nonce} "
                                  f"state: {nonce}")
+    if nonce >= NONCE_LIMIT - 1:  # EIP-2681
+        raise InvalidTransaction(f"nonce has max value: address {sender}, nonce: {nonce}")
+    if fork.eip1559 and backend.get_code(tx.sender):
+        # EIP-3607 (enforced by every client from London's era): code cannot sign.
+        raise InvalidTransaction(f"sender not an eoa: address {sender}")
     if tx.gas_limit > env.gas_limit:
         raise InvalidTransaction(f"exceeds block gas limit: gas {tx.gas_limit}, "
                                  f"limit {env.gas_limit}")
-    fee_cap = tx.gas_price if tx.max_fee is None else tx.max_fee
-    if rules(revision).eip1559 and fee_cap < env.base_fee:
+    if tip > fee_cap:
+        raise InvalidTransaction(f"max priority fee per gas higher than max fee per gas: "
+                                 f"address {sender}, maxPriorityFeePerGas: {tip}, "
+                                 f"maxFeePerGas: {fee_cap}")
+    if fork.eip1559 and fee_cap < env.base_fee:
         raise InvalidTransaction(f"max fee per gas less than block base fee: address "
                                  f"{sender}, maxFeePerGas: {fee_cap}, "
                                  f"baseFee: {env.base_fee}")
-    limit = rules(revision).max_initcode_size
+    limit = fork.max_initcode_size
     if tx.to is None and limit is not None and len(tx.data) > limit and \
             tx.data[:4] == b"\0asm":
         # Checked before anything is compiled (geth's message for EIP-3860's limit).
@@ -140,6 +173,7 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
     backend.set_nonce(tx.sender, tx.nonce + 1)
     backend.touch(tx.sender)
     gas = tx.gas_limit - intrinsic
+    target = create_address(tx.sender, tx.nonce) if tx.to is None else tx.to
     tx_context = TxContext(tx_gas_price=tx.gas_price, tx_origin=tx.sender,
                            block_coinbase=env.coinbase, block_number=env.number,
                            block_timestamp=env.timestamp, block_gas_limit=env.gas_limit,
@@ -148,9 +182,10 @@ def apply_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction, *,
     host = StateHost(backend, tx_context, revision, block_hash=env.block_hash,
                      engine_options=engine_opts, loader=loader, vm=vm, evm=evm,
                      max_code_size=max_code_size)
+    host.warm_transaction(tx.sender, target, tx.access_list)
     contract = None
     if tx.to is None:
-        contract = create_address(tx.sender, tx.nonce)
+        contract = target
         msg = Message(kind=CallKind.CREATE, gas=gas, sender=tx.sender, recipient=contract,
                       input=tx.data, value=tx.value)
         result = host.create(msg, contract)

@@ -34,6 +34,10 @@ def hex_int(text: str | int) -> int:
     if isinstance(text, int):
         return text
     text = text.strip()
+    if text.startswith("0x:bigint "):
+        # retesteth's spelling of a number wider than any field (a transaction that no
+        # encoding can carry, e.g. a value of 2**256 + 1): the number itself.
+        text = text[len("0x:bigint "):].strip()
     if text in ("", "0x", "0X"):
         return 0
     return int(text, 16) if text[:2] in ("0x", "0X") else int(text)
@@ -68,17 +72,28 @@ class TransactionMatrix:
     gas_price: int
     to: bytes | None  # None: contract creation
     sender: bytes
+    # EIP-1559 fields (None: a legacy or access-list transaction, priced by gas_price).
+    max_fee: int | None = None
+    max_priority_fee: int | None = None
+    # EIP-2930: one access list per data entry (None: the transaction has none).
+    access_lists: tuple[tuple[tuple[bytes, tuple[bytes, ...]], ...] | None, ...] = ()
 
-    def build(self, indexes: tuple[int, int, int]) -> Transaction:
+    def build(self, indexes: tuple[int, int, int], base_fee: int = 0) -> Transaction:
         d, g, v = indexes
         for what, i, seq in (("data", d, self.data), ("gas", g, self.gas_limit),
                              ("value", v, self.value)):
             if not 0 <= i < len(seq):
                 raise IndexError(f"post index {what}={i} outside the transaction's "
                                  f"{len(seq)} {what} entries")
+        access_list = self.access_lists[d] if d < len(self.access_lists) else None
+        price = self.gas_price
+        if self.max_fee is not None:  # the effective price: never above the fee cap
+            price = min(self.max_fee, base_fee + (self.max_priority_fee or 0))
         return Transaction(sender=self.sender, to=self.to, nonce=self.nonce,
-                           gas_limit=self.gas_limit[g], gas_price=self.gas_price,
-                           value=self.value[v], data=self.data[d])
+                           gas_limit=self.gas_limit[g], gas_price=price,
+                           value=self.value[v], data=self.data[d], max_fee=self.max_fee,
+                           max_priority_fee=self.max_priority_fee,
+                           access_list=access_list or ())
 
 
 @dataclass(frozen=True)
@@ -98,7 +113,7 @@ class StateTest:
     posts: dict[str, list[PostEntry]]  # fork name as in the file -> entries
 
     def build_transaction(self, indexes: tuple[int, int, int]) -> Transaction:
-        return self.transaction.build(indexes)
+        return self.transaction.build(indexes, self.env.base_fee)
 
     def cases(self, forks: set[str] | None = None) -> Iterator[tuple[str, int, PostEntry]]:
         """(fork, index into posts[fork], entry); forks compared case-insensitively."""
@@ -124,7 +139,8 @@ def parse_env(raw: dict[str, Any]) -> BlockEnv:
                     timestamp=hex_int(raw["currentTimestamp"]),
                     gas_limit=hex_int(raw["currentGasLimit"]),
                     difficulty=hex_int(raw.get("currentDifficulty", "0x00")),
-                    block_hash=testeth_block_hash(number))
+                    block_hash=testeth_block_hash(number),
+                    base_fee=hex_int(raw.get("currentBaseFee", "0x00")))
 
 
 def parse_transaction(raw: dict[str, Any]) -> TransactionMatrix:
@@ -135,12 +151,28 @@ def parse_transaction(raw: dict[str, Any]) -> TransactionMatrix:
     else:
         raise NotAStateTest("transaction has neither secretKey nor sender")
     to = (raw.get("to") or "").strip()
+    max_fee = raw.get("maxFeePerGas")
+    tip = raw.get("maxPriorityFeePerGas")
+    lists = raw.get("accessLists")
     return TransactionMatrix(
         data=tuple(hex_bytes(d) for d in raw["data"]),
         gas_limit=tuple(hex_int(g) for g in raw["gasLimit"]),
         value=tuple(hex_int(v) for v in raw["value"]),
         nonce=hex_int(raw["nonce"]), gas_price=hex_int(raw.get("gasPrice", "0x00")),
-        to=hex_bytes(to) if to not in ("", "0x") else None, sender=sender)
+        to=hex_bytes(to) if to not in ("", "0x") else None, sender=sender,
+        max_fee=None if max_fee is None else hex_int(max_fee),
+        max_priority_fee=None if tip is None else hex_int(tip),
+        access_lists=() if lists is None else tuple(parse_access_list(a) for a in lists))
+
+
+def parse_access_list(raw: list[dict[str, Any]] | None
+                      ) -> tuple[tuple[bytes, tuple[bytes, ...]], ...] | None:
+    """[{address, storageKeys}] as (address, keys); None stays None (no list)."""
+    if raw is None:
+        return None
+    return tuple((hex_bytes(e["address"]),
+                  tuple(hex_int(k).to_bytes(32, "big") for k in e.get("storageKeys") or ()))
+                 for e in raw)
 
 
 def parse_post(raw: dict[str, Any]) -> PostEntry:

@@ -2,10 +2,9 @@
 legacytests' Constantinople folder) through the project's runner, at Byzantium: every
 one of the 4,802 cases is a test, run on the EVM of state.evm behind StateHost.
 
-The one known failure is `stRevertTest/RevertInCreateInInit`: its pre-state is synthetic
-(an account with storage but no code and no nonce, which no transaction can make), py-evm
-fails it too and lists it as incorrect upstream, and other clients skip it. It is a
-strict xfail: if it ever passes, the test says so.
+All pass. `stRevertTest/RevertInCreateInInit` (an account with storage but no code and no
+nonce, where a creation lands) passes by EIP-7610's rule that such an address collides,
+which clients apply at every fork; py-evm without it fails the case.
 
 The whole set takes ~140 s of one core here; the 25 slowest files (loops of 50,000 calls
 in stQuadraticComplexityTest, stStaticCall and stTimeConsuming) are ~90 % of it."""
@@ -24,10 +23,7 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 SUITE = SHARED / "fixtures" / "ethereum-state-tests" / "Constantinople" / "GeneralStateTests"
 FORK = "byzantium"
 BYZANTIUM_CASES = 4802
-KNOWN_FAILURES = {
-    "stRevertTest/RevertInCreateInInit": "synthetic pre-state (storage without code or "
-    "nonce); fails in plain py-evm too, listed by py-evm as incorrect upstream",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 needs_suite = needs(SUITE, "Ethereum's state tests")
 
