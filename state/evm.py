@@ -505,22 +505,73 @@ def _apply(cls: type, computation: Any) -> Any:
     computation, without its precompile and origin checks (the host has done those),
     and with the constant gas of its plain opcodes charged inline: the same checks in
     the same order as py-evm's _FastOpcode and GasMeter, three Python calls fewer an
-    opcode."""
+    opcode. PUSH, DUP, SWAP, POP and JUMPDEST (half of what contracts run) are done here
+    on the stack's list, as py-evm's own functions do them, with the same errors."""
     x = _loaded["exceptions"]
     halt, vm_error, out_of_gas = x.Halt, x.VMError, x.OutOfGas
+    full_stack, insufficient = x.FullStack, x.InsufficientStack
     fast, slow = _dispatch(cls)
     meter = computation._gas_meter
+    stream = computation.code
+    raw = stream._raw_code_bytes
+    end = len(raw)
+    values = computation._stack.values
+    append = values.append
     try:
-        for opcode in computation.code:
+        while True:
+            pc = stream.program_counter
+            if pc < end:
+                opcode = raw[pc]
+                stream.program_counter = pc + 1
+            else:
+                opcode = 0  # past the end: STOP (CodeStream's)
             entry = fast.get(opcode)
             try:
                 if entry is not None:
-                    cost, logic = entry
+                    cost, logic, kind, arg = entry
                     if cost > meter.gas_remaining:
                         raise out_of_gas(f"Out of gas: Needed {cost} - Remaining "
                                          f"{meter.gas_remaining} - Reason: opcode {opcode:#x}")
                     meter.gas_remaining -= cost
-                    logic(computation)
+                    if kind == _PUSH:
+                        if len(values) > 1023:
+                            raise full_stack("Stack limit reached")
+                        pc += 1
+                        value = raw[pc:pc + arg]
+                        append(value if len(value) == arg else value.ljust(arg, b"\0"))
+                        stream.program_counter = pc + arg
+                    elif kind == _DUP:
+                        if len(values) > 1023:
+                            raise full_stack("Stack limit reached")
+                        if len(values) < arg:
+                            raise insufficient(f"Insufficient stack items for DUP{arg}")
+                        append(values[-arg])
+                    elif kind == _SWAP:
+                        if len(values) <= arg:
+                            raise insufficient(f"Insufficient stack items for SWAP{arg}")
+                        values[-1], values[-arg - 1] = values[-arg - 1], values[-1]
+                    elif kind == _BINARY:
+                        if len(values) < 2:
+                            raise insufficient(f"Wanted 2 stack items, only had {len(values)}")
+                        left = values.pop()
+                        right = values[-1]
+                        if type(left) is bytes:
+                            left = int.from_bytes(left, "big")
+                        if type(right) is bytes:
+                            right = int.from_bytes(right, "big")
+                        values[-1] = arg(left, right)
+                    elif kind == _UNARY:
+                        if not values:
+                            raise insufficient("Wanted 1 stack item, had none")
+                        value = values[-1]
+                        values[-1] = arg(int.from_bytes(value, "big")
+                                         if type(value) is bytes else value)
+                    elif kind == _POP:
+                        if not values:
+                            raise insufficient("Wanted 1 stack item, had none")
+                        values.pop()
+                    elif kind != _NOP:
+                        logic(computation)
                 else:
                     fn = slow.get(opcode)
                     if fn is None:
@@ -539,16 +590,65 @@ def _apply(cls: type, computation: Any) -> Any:
     return computation
 
 
+# How _apply runs a plain opcode: by its logic function, or inline (py-evm's function
+# recognised by name, so a fork that changes one falls back to calling it).
+_CALL_LOGIC, _PUSH, _DUP, _SWAP, _POP, _NOP, _BINARY, _UNARY = range(8)
+_M = (1 << 256) - 1
+# py-evm's arithmetic on (top, second) as it pops them, the result in [0, 2**256).
+_BINARIES: dict[tuple[str, str], Callable[[int, int], int]] = {
+    ("arithmetic", "add"): lambda a, b: (a + b) & _M,
+    ("arithmetic", "sub"): lambda a, b: (a - b) & _M,
+    ("arithmetic", "mul"): lambda a, b: (a * b) & _M,
+    ("arithmetic", "shl"): lambda shift, v: (v << shift) & _M if shift < 256 else 0,
+    ("arithmetic", "shr"): lambda shift, v: v >> shift if shift < 256 else 0,
+    ("comparison", "lt"): lambda a, b: 1 if a < b else 0,
+    ("comparison", "gt"): lambda a, b: 1 if a > b else 0,
+    ("comparison", "eq"): lambda a, b: 1 if a == b else 0,
+    ("comparison", "and_op"): lambda a, b: a & b,
+    ("comparison", "or_op"): lambda a, b: a | b,
+    ("comparison", "xor"): lambda a, b: a ^ b,
+}
+_UNARIES: dict[tuple[str, str], Callable[[int], int]] = {
+    ("comparison", "iszero"): lambda v: 1 if v == 0 else 0,
+    ("comparison", "not_op"): lambda v: _M - v,
+}
+
+
+def _inline_kind(opcode: int, logic: Callable) -> tuple[int, Any]:
+    module, name = getattr(logic, "__module__", ""), getattr(logic, "__name__", "")
+    key = (module.rpartition(".")[2], name)
+    if module.startswith("eth.vm.logic."):
+        if key in _BINARIES:
+            return _BINARY, _BINARIES[key]
+        if key in _UNARIES:
+            return _UNARY, _UNARIES[key]
+    if module == "eth.vm.logic.stack":
+        if name == f"push{opcode - 0x5F}" and 0x5F <= opcode <= 0x7F:
+            return _PUSH, opcode - 0x5F
+        if name == "pop" and opcode == 0x50:
+            return _POP, 0
+    if module == "eth.vm.logic.duplication" and 0x80 <= opcode <= 0x8F \
+            and name == f"dup{opcode - 0x7F}":
+        return _DUP, opcode - 0x7F
+    if module == "eth.vm.logic.swap" and 0x90 <= opcode <= 0x9F \
+            and name == f"swap{opcode - 0x8F}":
+        return _SWAP, opcode - 0x8F
+    if module == "eth.vm.logic.flow" and name == "jumpdest" and opcode == 0x5B:
+        return _NOP, 0
+    return _CALL_LOGIC, 0
+
+
 @cache
-def _dispatch(cls: type) -> tuple[dict[int, tuple[int, Callable]], dict[int, Any]]:
+def _dispatch(cls: type) -> tuple[dict[int, tuple[int, Callable, int, Any]], dict[int, Any]]:
     """The computation's opcodes split into py-evm's plain ones (a constant gas and a
-    logic function: _FastOpcode) and the rest (classes with their own __call__)."""
+    logic function: _FastOpcode, with how _apply runs it) and the rest (classes with
+    their own __call__)."""
     from eth.vm.opcode import _FastOpcode
 
     fast, slow = {}, {}
     for value, op in cls.opcodes.items():
         if type(op) is _FastOpcode and type(op.gas_cost) is int and op.gas_cost >= 0:
-            fast[value] = (op.gas_cost, op.logic_fn)
+            fast[value] = (op.gas_cost, op.logic_fn, *_inline_kind(value, op.logic_fn))
         else:
             slow[value] = op
     return fast, slow
