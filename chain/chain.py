@@ -78,6 +78,13 @@ HOST_TAKES_CODE_SIZE = ("max_code_size" in inspect.signature(apply_transaction).
 TRACE_TRANSACTIONS = "vm" in inspect.signature(apply_transaction).parameters
 
 
+def _evm_of(vm: VM) -> dict[str, VM]:
+    """A tracer's EVM (chain.trace.Tracer.evm) for StateHost's evm=, so that its trace
+    holds the EVM frames too; nothing for a plain VM."""
+    evm = getattr(vm, "evm", None)
+    return {} if evm is None else {"evm": evm}
+
+
 class ExecutionReverted(ChainError):
     code = 3
 
@@ -910,11 +917,13 @@ class Chain:
 
         def run() -> _Outcome:
             with self.state_at(block) as view:
-                extra = {} if vm is None else {"vm": vm}
+                extra = {} if vm is None else {"vm": vm, **_evm_of(vm)}
                 host = StateHost(view, ctx, REVISION, block_hash=env.block_hash,
                                  loader=self.loader, **self._limit_kw, **extra)
+                target = create_address(sender, view.get_nonce(sender)) if to is None else to
+                host.warm_transaction(sender, target)  # EIP-2929, as a transaction
                 if to is None:
-                    address = create_address(sender, view.get_nonce(sender))
+                    address = target
                     msg = Message(kind=CallKind.CREATE, gas=gas, sender=sender,
                                   recipient=address, input=data, value=value)
                     result = host.create(msg, address)
@@ -1011,7 +1020,7 @@ class Chain:
                 stx = earlier.tx.to_state_transaction(header.base_fee)
                 if stored.hash == tx_hash:
                     apply_transaction(view, env, stx, revision=REVISION, loader=self.loader,
-                                      vm=vm, **self._limit_kw)
+                                      vm=vm, **_evm_of(vm), **self._limit_kw)
                     break
                 apply_transaction(view, env, stx, revision=REVISION, loader=self.loader,
                                   **self._limit_kw)

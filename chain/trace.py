@@ -58,32 +58,44 @@ def _result_json(r: Result) -> dict:
 
 class Tracer:
     """A VM wrapper (StateHost's `vm=`) that records the frames it runs and the host calls
-    they make."""
+    they make. `tracer.evm` is the same for the EVM frames (StateHost's `evm=`), so a
+    trace of a mixed transaction holds both VMs' frames, in order."""
 
-    def __init__(self, vm: VM | None = None) -> None:
+    def __init__(self, vm: VM | None = None, evm: VM | None | str = "default") -> None:
         if vm is None:
             import ewasm
             vm = ewasm.execute
+        if evm == "default":
+            from state.evm import execute_evm
+            evm = execute_evm
         self.vm = vm
         self.frames: list[dict] = []
         self.calls: list[dict] = []
         self.truncated = False
         self._stack: list[dict] = []  # the frames running, innermost last
         self._host_ns: dict[str, list[int]] = {}  # name -> [calls, own ns]
+        inner_evm = evm
+        self.evm: VM | None = None if inner_evm is None else (
+            lambda host, revision, message, code, **options:
+            self._run(inner_evm, "evm", host, revision, message, code, options))
 
     # --- the VM ------------------------------------------------------------------------------
     def __call__(self, host: Host, revision: Any, message: Message, code: bytes,
                  **options: Any) -> Result:
+        return self._run(self.vm, "wasm", host, revision, message, code, options)
+
+    def _run(self, vm: VM, which: str, host: Host, revision: Any, message: Message,
+             code: bytes, options: dict) -> Result:
         frame = {"index": len(self.frames), "depth": message.depth, "kind": message.kind.name,
-                 "from": _hex(message.sender), "to": _hex(message.recipient),
+                 "vm": which, "from": _hex(message.sender), "to": _hex(message.recipient),
                  "codeAddress": _hex(message.code_address), "gas": message.gas,
                  "codeSize": len(code), "childNs": 0}
         self.frames.append(frame)
         self._stack.append(frame)
         start = time.perf_counter_ns()
         try:
-            result = self.vm(TracingHost(host, self, message.depth), revision, message, code,
-                             **options)
+            result = vm(TracingHost(host, self, message.depth), revision, message, code,
+                        **options)
         finally:
             self._stack.pop()
             elapsed = time.perf_counter_ns() - start
@@ -166,12 +178,31 @@ def _answer_json(answer: Any) -> Any:
 
 
 class TracingHost:
-    """The Host a traced frame sees: each call recorded, then forwarded to `inner`."""
+    """The Host a traced frame sees: each call recorded, then forwarded to `inner`.
+
+    The extensions an EVM frame uses when its host has them (StateHost's get_code,
+    get_nonce, get_original_storage, write_storage, transient_storage) are forwarded, and
+    recorded, only where `inner` has them: the EVM prices storage by them, so a traced
+    frame must see the same host as an untraced one."""
 
     def __init__(self, inner: Host, tracer: Tracer, depth: int) -> None:
         self._inner = inner
         self._tracer = tracer
         self._depth = depth
+        transient = getattr(inner, "transient_storage", None)
+        if transient is not None:
+            self.transient_storage = transient
+        for name in ("get_code", "get_nonce", "get_original_storage", "write_storage"):
+            fn = getattr(inner, name, None)
+            if fn is not None:
+                setattr(self, name, self._recorded(name, fn))
+
+    def _recorded(self, name: str, fn: Any) -> Any:
+        def run(*args: Any) -> Any:
+            shown = {f"arg{i}": _hex(a) if isinstance(a, bytes | bytearray) else a
+                     for i, a in enumerate(args)}
+            return self._go(name, shown, lambda: fn(*args))
+        return run
 
     def _go(self, name: str, args: dict, run: Any) -> Any:
         return self._tracer._record(name, self._depth, args, run)
