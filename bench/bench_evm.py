@@ -40,7 +40,7 @@ from state.transaction import BlockEnv, Transaction, apply_transaction  # noqa: 
 from tests.state.cross_vm_contracts import E1, chain4_accounts  # noqa: E402
 from tests.state.evm_asm import Label, Ref, asm  # noqa: E402
 
-REVISION = Revision.PETERSBURG  # the token (evmVersion paris) needs SHR; no EIP-2929 yet
+REVISION = Revision.LONDON  # the chain's rules (the token is evmVersion paris: no PUSH0)
 SENDER = bytes.fromhex("a94f5374fce5edbc8e2a8697c15331677e6ebf0b")
 RECIPIENT = b"\x22" * 20
 CONTRACT = b"\xc0" * 20
@@ -95,14 +95,14 @@ def plain(code: bytes, data: bytes, storage: dict[bytes, bytes]) -> Callable[[],
     from eth.constants import BLANK_ROOT_HASH
     from eth.db.atomic import AtomicDB
     from eth.vm.execution_context import ExecutionContext
-    from eth.vm.forks.petersburg.state import PetersburgState
+    from eth.vm.forks.london.state import LondonState
     from eth.vm.message import Message as EvmMessage
     sys.setrecursionlimit(limit)
 
     ctx = ExecutionContext(coinbase=COINBASE, timestamp=1, block_number=1, difficulty=0,
                            mix_hash=bytes(32), gas_limit=30_000_000, prev_hashes=[],
                            chain_id=1)
-    state = PetersburgState(AtomicDB(), ctx, BLANK_ROOT_HASH)
+    state = LondonState(AtomicDB(), ctx, BLANK_ROOT_HASH)
     state.set_code(CONTRACT, code)
     for k, v in storage.items():
         state.set_storage(CONTRACT, int.from_bytes(k, "big"), int.from_bytes(v, "big"))

@@ -2,7 +2,9 @@
 ERC-20, sign N transfers before the clock starts, send them from C keep-alive HTTP
 clients, one block per transaction, check every receipt) run against `ewasm node` and,
 when they are installed, Hardhat's node and ganache, in interleaved rounds of one run;
-prints the medians (tx/s, server CPU per tx) and the ratios.
+prints the medians (tx/s, server CPU per tx) and the ratios. `ewasm node` runs the load
+twice: on the Wasm token (fixtures/contracts/token.wat), and on the Solidity token the peers
+run (../shared/peers/Token.json, EVM code, through bench/loadgen_evm_token.py).
 
     python bench/bench_node.py [--rounds 5] [--transfers 1000] [--clients 4]
                                [--npm-dir DIR] [--project DIR ...] [--profile]
@@ -35,7 +37,12 @@ LOADGEN = ROOT.parent / "shared" / "peers" / "loadgen.py"
 def run_loadgen(target: str, args, *, project: Path | None = None) -> dict:
     cmd = [sys.executable, str(LOADGEN), target, "--transfers", str(args.transfers),
            "--clients", str(args.clients)]
-    if target == "ewasm":
+    if target == "ewasm-evm":  # the same load on the Solidity token (EVM code)
+        cmd = [sys.executable, str(ROOT / "bench" / "loadgen_evm_token.py"),
+               "--transfers", str(args.transfers), "--clients", str(args.clients)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+    elif target == "ewasm":
         cmd += ["--project", str(project or ROOT)]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
@@ -66,7 +73,9 @@ def bench(args) -> int:
     if not LOADGEN.exists():
         print(f"the load generator is not at {LOADGEN} (../shared sits beside the clone)")
         return 2
-    targets: list[tuple[str, str, Path | None]] = [("ewasm", "ewasm node", None)]
+    targets: list[tuple[str, str, Path | None]] = [("ewasm", "ewasm node", None),
+                                                   ("ewasm-evm", "ewasm node (Token.json)",
+                                                    None)]
     for extra in args.project:
         targets.append(("ewasm", f"ewasm node ({extra})", Path(extra).resolve()))
     found = peers_available(args.npm_dir)
