@@ -510,6 +510,7 @@ def _apply(cls: type, computation: Any) -> Any:
     x = _loaded["exceptions"]
     halt, vm_error, out_of_gas = x.Halt, x.VMError, x.OutOfGas
     full_stack, insufficient = x.FullStack, x.InsufficientStack
+    bad_jump, bad_instruction = x.InvalidJumpDestination, x.InvalidInstruction
     fast, slow = _dispatch(cls)
     meter = computation._gas_meter
     stream = computation.code
@@ -566,6 +567,44 @@ def _apply(cls: type, computation: Any) -> Any:
                         value = values[-1]
                         values[-1] = arg(int.from_bytes(value, "big")
                                          if type(value) is bytes else value)
+                    elif kind == _JUMP or kind == _JUMPI:
+                        if kind == _JUMP:
+                            if not values:
+                                raise insufficient("Wanted 1 stack item, had none")
+                            dest, go = values.pop(), True
+                        else:
+                            if len(values) < 2:
+                                raise insufficient(
+                                    f"Wanted 2 stack items, only had {len(values)}")
+                            dest, go = values.pop(), values.pop()
+                            if type(go) is bytes:
+                                go = int.from_bytes(go, "big")
+                        if go:
+                            if type(dest) is bytes:
+                                dest = int.from_bytes(dest, "big")
+                            stream.program_counter = dest
+                            if dest >= end or raw[dest] != 0x5B:
+                                raise bad_jump("Invalid Jump Destination")
+                            if not stream.is_valid_opcode(dest):
+                                raise bad_instruction("Jump resulted in invalid instruction")
+                    elif kind == _MSTORE:
+                        if len(values) < 2:
+                            raise insufficient(f"Wanted 2 stack items, only had {len(values)}")
+                        start, value = values.pop(), values.pop()
+                        if type(start) is bytes:
+                            start = int.from_bytes(start, "big")
+                        value = value.to_bytes(32, "big") if type(value) is int \
+                            else value.rjust(32, b"\0")[-32:]
+                        computation.extend_memory(start, 32)
+                        computation._memory.write(start, 32, value)
+                    elif kind == _MLOAD:
+                        if not values:
+                            raise insufficient("Wanted 1 stack item, had none")
+                        start = values[-1]
+                        if type(start) is bytes:
+                            start = int.from_bytes(start, "big")
+                        computation.extend_memory(start, 32)
+                        values[-1] = computation._memory.read_bytes(start, 32)
                     elif kind == _POP:
                         if not values:
                             raise insufficient("Wanted 1 stack item, had none")
@@ -592,7 +631,10 @@ def _apply(cls: type, computation: Any) -> Any:
 
 # How _apply runs a plain opcode: by its logic function, or inline (py-evm's function
 # recognised by name, so a fork that changes one falls back to calling it).
-_CALL_LOGIC, _PUSH, _DUP, _SWAP, _POP, _NOP, _BINARY, _UNARY = range(8)
+_CALL_LOGIC, _PUSH, _DUP, _SWAP, _POP, _NOP, _BINARY, _UNARY, _JUMP, _JUMPI, _MSTORE, \
+    _MLOAD = range(12)
+_NAMED = {("flow", "jump"): _JUMP, ("flow", "jumpi"): _JUMPI,
+          ("memory", "mstore"): _MSTORE, ("memory", "mload"): _MLOAD}
 _M = (1 << 256) - 1
 # py-evm's arithmetic on (top, second) as it pops them, the result in [0, 2**256).
 _BINARIES: dict[tuple[str, str], Callable[[int, int], int]] = {
@@ -622,6 +664,8 @@ def _inline_kind(opcode: int, logic: Callable) -> tuple[int, Any]:
             return _BINARY, _BINARIES[key]
         if key in _UNARIES:
             return _UNARY, _UNARIES[key]
+        if key in _NAMED:
+            return _NAMED[key], 0
     if module == "eth.vm.logic.stack":
         if name == f"push{opcode - 0x5F}" and 0x5F <= opcode <= 0x7F:
             return _PUSH, opcode - 0x5F
