@@ -61,6 +61,16 @@ def mine(chain: Chain, sender: bytes, **kw):
     return r
 
 
+def token_and_forwarder(chain: Chain, wat) -> tuple[bytes, bytes]:
+    """The Solidity token (deployed by account 0, who holds the supply) and the Wasm
+    forwarder, which holds 500 of it."""
+    alice = chain.accounts[0].address
+    token = mine(chain, alice, data=bytes.fromhex(token_json()["bytecode"][2:]))
+    forwarder = mine(chain, alice, data=wat(WASM_FORWARDER)).contract_address
+    mine(chain, alice, to=token.contract_address, data=transfer_data(forwarder, 500))
+    return token.contract_address, forwarder
+
+
 def balance_of(chain: Chain, token: bytes, who: bytes) -> int:
     return int.from_bytes(chain.call(to=token, data=balance_data(who)), "big")
 
@@ -93,11 +103,8 @@ def test_the_solidity_token_deploys_and_transfers(chain):
 
 @needs_token
 def test_a_wasm_contract_calls_the_solidity_token(chain, wat):
-    t = token_json()
     alice, bob = (a.address for a in chain.accounts[:2])
-    token = mine(chain, alice, data=bytes.fromhex(t["bytecode"][2:])).contract_address
-    forwarder = mine(chain, alice, data=wat(WASM_FORWARDER)).contract_address
-    mine(chain, alice, to=token, data=transfer_data(forwarder, 500))
+    token, forwarder = token_and_forwarder(chain, wat)
     # The Wasm contract is the token's msg.sender: its 500 move to bob.
     r = mine(chain, alice, to=forwarder, data=token + transfer_data(bob, 300))
     (log,) = r.logs
@@ -172,11 +179,8 @@ def test_web3_deploys_and_calls_the_solidity_token(tmp_path):
 def test_a_trace_holds_the_evm_frames_and_their_gas(chain, wat):
     from chain.trace import Tracer
 
-    t = token_json()
     alice, bob = (a.address for a in chain.accounts[:2])
-    token = mine(chain, alice, data=bytes.fromhex(t["bytecode"][2:])).contract_address
-    forwarder = mine(chain, alice, data=wat(WASM_FORWARDER)).contract_address
-    mine(chain, alice, to=token, data=transfer_data(forwarder, 500))
+    token, forwarder = token_and_forwarder(chain, wat)
     data = token + transfer_data(bob, 300)
     tx_hash = chain.send_transaction(alice, to=forwarder, data=data)
     r = chain.transaction(tx_hash).receipt

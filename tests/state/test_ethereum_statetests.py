@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from state.statetest import run_case
-from state.statetest.runner import discover, revision_of
-from tests.state.suites import needs, parsed_tests
+from state.statetest.runner import revision_of
+from tests.state.suites import case_params, check_case, needs
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 SUITE = SHARED / "fixtures" / "ethereum-state-tests" / "Constantinople" / "GeneralStateTests"
@@ -31,17 +30,7 @@ needs_suite = needs(SUITE, "Ethereum's state tests")
 def _cases() -> list:
     if not SUITE.is_dir():
         return []
-    out = []
-    for f in discover([SUITE]):
-        group = f.parent.name
-        for name, test in parsed_tests(str(f)).items():
-            for fork, index, post in test.cases({FORK}):
-                d, g, v = post.indexes
-                known = KNOWN_FAILURES.get(f"{group}/{name}")
-                marks = [pytest.mark.xfail(reason=known, strict=True)] if known else []
-                out.append(pytest.param(str(f), name, fork, index, marks=marks,
-                                        id=f"{group}/{name}[d{d}g{g}v{v}]"))
-    return out
+    return case_params(SUITE, FORK, lambda f: f.parent.name, KNOWN_FAILURES)
 
 
 CASES = _cases()
@@ -55,11 +44,7 @@ def test_the_byzantium_set_is_complete():
 @needs_suite
 @pytest.mark.parametrize("path,name,fork,index", CASES)
 def test_byzantium_case(path, name, fork, index):
-    r = run_case(parsed_tests(path)[name], fork, index)
-    assert r.status == "pass", (
-        f"{r.id}: {r.error}\n root expected {r.expected_root}\n        actual {r.actual_root}"
-        f"\n logs expected {r.expected_logs}\n        actual {r.actual_logs}\n"
-        + "\n".join(r.diff))
+    check_case(path, name, fork, index)
 
 
 def test_the_legacy_fork_names_are_mapped():
