@@ -24,8 +24,6 @@ from state.trie_store import RLPError, keccak, rlp_bytes, rlp_decode, rlp_encode
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 LEGACY, ACCESS_LIST, DYNAMIC_FEE = 0, 1, 2
-# EIP-2930's intrinsic charges for the access list (the engine does not model warm or cold
-# access, but the transaction still pays for carrying the list).
 
 
 class TransactionDecodeError(InvalidTransaction):
@@ -59,11 +57,16 @@ class SignedTransaction:
                    for _, keys_ in self.access_list)
 
     def to_state_transaction(self, base_fee: int) -> Transaction:
+        """The transaction as state applies it: the effective price, the fee cap and tip
+        (a dynamic-fee transaction's), and the access list, which state both charges
+        (intrinsic gas) and warms (EIP-2929)."""
         return Transaction(sender=self.sender, to=self.to, nonce=self.nonce,
                            gas_limit=self.gas_limit,
                            gas_price=self.effective_gas_price(base_fee), value=self.value,
                            data=self.data, max_fee=self.max_fee,
-                           extra_intrinsic_gas=self.access_list_gas())
+                           max_priority_fee=self.max_priority_fee
+                           if self.type == DYNAMIC_FEE else None,
+                           access_list=self.access_list)
 
 
 def decode_transaction(raw: bytes, *, sender: bytes | None = None,

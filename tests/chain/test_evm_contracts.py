@@ -195,3 +195,24 @@ def test_a_trace_holds_the_evm_frames_and_their_gas(chain, wat):
     evm_calls = [c["name"] for c in tracer.calls if c["depth"] == 1]
     assert evm_calls.count("write_storage") == 2 and "emit_log" in evm_calls
     assert "access_storage" in evm_calls  # EIP-2929, asked of the host
+
+
+def test_an_access_list_on_the_chain_is_paid_for_and_warms(chain):
+    from eth_utils import to_checksum_address
+
+    from .conftest import sign
+
+    alice = chain.accounts[0]
+    reader = mine(chain, alice.address, data=initcode(asm(0, "SLOAD", "POP", "STOP")))
+    c = reader.contract_address
+    used = []
+    for nonce, access in ((1, []), (2, [{"address": to_checksum_address(c),
+                                         "storageKeys": ["0x" + bytes(32).hex()]}])):
+        raw = sign(alice.key, type=1, nonce=nonce, gas=100_000, gasPrice=10**10,
+                   to=to_checksum_address(c), value=0, data=b"", accessList=access)
+        r = chain.transaction(chain.send_raw_transaction(raw)).receipt
+        assert r.status == 1, r.error
+        used.append(r.gas_used)
+    # The listed address (already warm, as the recipient) and key cost 2,400 + 1,900;
+    # the SLOAD is then warm: 100 instead of 2,100.
+    assert used[1] - used[0] == 2400 + 1900 - 2000
