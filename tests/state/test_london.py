@@ -16,7 +16,7 @@ from tests.state.evm_asm import asm, initcode
 LONDON = Revision.LONDON
 SENDER = bytes.fromhex("a94f5374fce5edbc8e2a8697c15331677e6ebf0b")
 COINBASE = b"\xcb" * 20
-C, D, T = b"\xc0" * 20, b"\xd0" * 20, b"\x77" * 20
+C, D, T, W = b"\xc0" * 20, b"\xd0" * 20, b"\x77" * 20, b"\xb0" * 20
 BASE_FEE = 7
 
 
@@ -144,3 +144,20 @@ def test_eip7610_a_creation_onto_storage_collides(revision):
     out = apply_transaction(backend, env(), tx, revision=revision)
     assert out.status == StatusCode.FAILURE and out.gas_used == 100_000
     assert backend.get_code(target) == b"" and backend.get_nonce(target) == 0
+
+
+@pytest.mark.parametrize("wasm_ends,cost", [("finish", 100), ("revert", 2600)])
+def test_the_warm_set_is_journaled_across_both_vms(wat, wasm_ends, cost):
+    # C (EVM) calls W (Wasm), which calls D (EVM): D warms T. When W reverts, T is cold
+    # again for C; when W finishes, it stays warm.
+    from tests.state.cross_vm_contracts import module
+
+    w = wat(module(f"""
+      (local.set $r (call $call (i64.const 200000) (i32.const 0) (i32.const 32)
+                                (i32.const 0) (i32.const 0)))
+      (call ${wasm_ends} (i32.const 0) (i32.const 0))""", {0: D}))
+    d = asm(T, "BALANCE", "POP", "STOP")
+    c = asm(0, 0, 0, 0, 0, W, "GAS", "CALL", "POP", *measure(T, "BALANCE"))
+    backend, out = run({C: Account(code=c), W: Account(code=w), D: Account(code=d)})
+    assert out.status == StatusCode.SUCCESS, out.error
+    assert slot0(backend) == cost
