@@ -503,7 +503,9 @@ class Chain:
     def send_transaction(self, sender: bytes, *, to: bytes | None = None, data: bytes = b"",
                          value: int = 0, gas: int | None = None, nonce: int | None = None,
                          gas_price: int | None = None, max_fee: int | None = None,
-                         max_priority_fee: int | None = None, wrap: bool = True) -> bytes:
+                         max_priority_fee: int | None = None, wrap: bool = True,
+                         access_list: tuple[tuple[bytes, tuple[bytes, ...]], ...] = ()
+                         ) -> bytes:
         """Fill in what is missing (nonce, gas by estimate, EIP-1559 fees unless gas_price
         asks for a legacy transaction), sign with the dev account's key (or, for an
         impersonated account, mark it as sent from it), mine. A deployment of a runtime
@@ -514,8 +516,12 @@ class Chain:
                              "sign, and impersonated accounts send)")
         if to is None and wrap:
             data = deployment_code(data)
+        if access_list and sender not in self._keys:
+            raise ChainError("an access list needs a signed transaction; an impersonated "
+                             "account sends without one")
         if gas is None:  # a simulation: outside the lock, as every simulation
-            gas = self.estimate_gas(sender=sender, to=to, data=data, value=value, wrap=False)
+            gas = self.estimate_gas(sender=sender, to=to, data=data, value=value, wrap=False,
+                                    access_list=access_list)
         # One lock over the nonce and mining: two concurrent requests from one account
         # cannot take the same nonce.
         with self._lock:
@@ -528,6 +534,10 @@ class Chain:
                                 "chainId": self.config.chain_id, "nonce": nonce, "gas": gas}
                 if to is not None:
                     fields["to"] = to
+                if access_list:
+                    fields["accessList"] = [
+                        {"address": "0x" + a.hex(), "storageKeys": ["0x" + k.hex() for k in ks]}
+                        for a, ks in access_list]
                 if gas_price is not None:
                     fields["gasPrice"] = gas_price
                 else:
@@ -891,12 +901,13 @@ class Chain:
 
     def call(self, *, sender: bytes | None = None, to: bytes | None = None,
              data: bytes = b"", value: int = 0, gas: int | None = None,
-             block: int | None = None, vm: VM | None = None) -> bytes:
+             block: int | None = None, vm: VM | None = None,
+             access_list: tuple[tuple[bytes, tuple[bytes, ...]], ...] = ()) -> bytes:
         """Run a message on the state after `block` (default the latest) and throw the
         changes away (eth_call). gas: capped at the gas cap. vm: the VM to run frames with
         (a tracer)."""
         out = self._run_call(sender=sender, to=to, data=data, value=value, gas=gas,
-                             block=block, vm=vm)
+                             block=block, vm=vm, access_list=access_list)
         if out.status == StatusCode.SUCCESS:
             return out.output
         if out.status == StatusCode.REVERT:
@@ -904,7 +915,8 @@ class Chain:
         raise ChainError(_failure_text(out.status, out.message))
 
     def _run_call(self, *, sender: bytes | None, to: bytes | None, data: bytes, value: int,
-                  gas: int | None, block: int | None, vm: VM | None = None) -> _Outcome:
+                  gas: int | None, block: int | None, vm: VM | None = None,
+                  access_list: tuple = ()) -> _Outcome:
         sender = sender or ZERO_ADDRESS
         gas = self.gas_cap if gas is None else min(gas, self.gas_cap)
         env, _ = self._sim_env(block)
@@ -921,7 +933,7 @@ class Chain:
                 host = StateHost(view, ctx, REVISION, block_hash=env.block_hash,
                                  loader=self.loader, **self._limit_kw, **extra)
                 target = create_address(sender, view.get_nonce(sender)) if to is None else to
-                host.warm_transaction(sender, target)  # EIP-2929, as a transaction
+                host.warm_transaction(sender, target, access_list)  # as a transaction
                 if to is None:
                     address = target
                     msg = Message(kind=CallKind.CREATE, gas=gas, sender=sender,
@@ -938,7 +950,8 @@ class Chain:
 
     def estimate_gas(self, *, sender: bytes | None = None, to: bytes | None = None,
                      data: bytes = b"", value: int = 0, gas: int | None = None,
-                     block: int | None = None, wrap: bool = True) -> int:
+                     block: int | None = None, wrap: bool = True,
+                     access_list: tuple[tuple[bytes, tuple[bytes, ...]], ...] = ()) -> int:
         """The least gas limit with which the transaction succeeds (binary search, as
         geth), on the state after `block` (default the latest), at most the gas cap. A
         deployment of a runtime module is estimated wrapped, unless wrap is False."""
@@ -955,7 +968,8 @@ class Chain:
 
                 def attempt(limit: int):
                     tx = Transaction(sender=sender, to=to, nonce=nonce, gas_limit=limit,
-                                     gas_price=0, value=value, data=data)
+                                     gas_price=0, value=value, data=data,
+                                     access_list=access_list)
                     snap = view.snapshot()
                     try:
                         return apply_transaction(view, env, tx, revision=REVISION,
@@ -973,8 +987,8 @@ class Chain:
                     if out.status == StatusCode.OUT_OF_GAS:
                         raise ChainError(f"gas required exceeds allowance ({cap})")
                     raise ChainError(_failure_text(out.status, out.error))
-                lo = intrinsic_gas(Transaction(sender, to, nonce, 0, 0, value, data),
-                                   REVISION) - 1
+                lo = intrinsic_gas(Transaction(sender, to, nonce, 0, 0, value, data,
+                                               access_list=access_list), REVISION) - 1
                 hi = cap
                 guess = out.gas_used
                 if guess > lo:

@@ -96,6 +96,19 @@ def parse_address(value: Any, index: int = 0) -> bytes:
     return parse_data(value, index, size=20)
 
 
+def parse_access_list(value: Any, index: int = 0) -> tuple[tuple[bytes, tuple[bytes, ...]], ...]:
+    """An EIP-2930 access list, [{address, storageKeys}], as (address, keys)."""
+    if not isinstance(value, list):
+        raise _params_error(index, "accessList: a list of {address, storageKeys} expected")
+    out = []
+    for entry in value:
+        if not isinstance(entry, dict) or not isinstance(entry.get("storageKeys", []), list):
+            raise _params_error(index, "accessList: each entry is {address, storageKeys}")
+        out.append((parse_address(entry.get("address"), index),
+                    tuple(parse_hash(k, index) for k in entry.get("storageKeys", []))))
+    return tuple(out)
+
+
 def parse_hash(value: Any, index: int = 0) -> bytes:
     return parse_data(value, index, size=32)
 
@@ -252,6 +265,8 @@ class Rpc:
             out["value"] = parse_quantity(obj["value"], index)
         if obj.get("gas") is not None:
             out["gas"] = parse_quantity(obj["gas"], index)
+        if obj.get("accessList") is not None:
+            out["access_list"] = parse_access_list(obj["accessList"], index)
         return out
 
     def _tx_json(self, mined: MinedTransaction) -> dict:
@@ -379,7 +394,8 @@ class Rpc:
             args["sender"], to=args.get("to"), data=args.get("data", b""),
             value=args.get("value", 0), gas=args.get("gas"), nonce=opt("nonce"),
             gas_price=opt("gasPrice"), max_fee=opt("maxFeePerGas"),
-            max_priority_fee=opt("maxPriorityFeePerGas")))
+            max_priority_fee=opt("maxPriorityFeePerGas"),
+            access_list=args.get("access_list", ())))
 
     def m_eth_call(self, obj: Any, block: Any = "latest") -> str:
         args = self._call_args(obj, 0)

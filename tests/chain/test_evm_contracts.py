@@ -216,3 +216,34 @@ def test_an_access_list_on_the_chain_is_paid_for_and_warms(chain):
     # The listed address (already warm, as the recipient) and key cost 2,400 + 1,900;
     # the SLOAD is then warm: 100 instead of 2,100.
     assert used[1] - used[0] == 2400 + 1900 - 2000
+
+
+def test_rpc_calls_and_estimates_take_an_access_list(tmp_path):
+    import json as _json
+
+    from chain.rpc import Rpc
+
+    with Chain(tmp_path / "r.db") as chain:
+        alice = chain.accounts[0].address
+        c = mine(chain, alice, data=initcode(asm(0, "SLOAD", "POP", "STOP"))).contract_address
+        rpc = Rpc(chain)
+
+        def ask(method, *params):
+            out = _json.loads(rpc.handle_body(_json.dumps(
+                {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+                .encode()))
+            return out.get("result", out.get("error"))
+
+        call = {"from": "0x" + alice.hex(), "to": "0x" + c.hex()}
+        listed = {**call, "accessList": [{"address": "0x" + c.hex(),
+                                          "storageKeys": ["0x" + bytes(32).hex()]}]}
+        plain_gas, listed_gas = (int(ask("eth_estimateGas", o), 16) for o in (call, listed))
+        assert listed_gas - plain_gas == 2400 + 1900 - 2000
+        assert ask("eth_call", listed) == "0x"
+        bad = ask("eth_call", {**call, "accessList": [{"address": "0x12"}]})
+        assert bad["code"] == -32602
+        tx = ask("eth_sendTransaction", listed)
+        r = chain.transaction(bytes.fromhex(tx[2:])).receipt
+        assert r.status == 1 and r.gas_used == listed_gas
+        assert chain.transaction(bytes.fromhex(tx[2:])).tx.access_list == \
+            ((c, (bytes(32),)),)
