@@ -16,9 +16,8 @@ from typing import Any
 
 import coincurve
 
-from evmc_bridge.constants import GAS_ACCESS_LIST_ADDRESS, GAS_ACCESS_LIST_KEY
 from state.errors import InvalidTransaction
-from state.transaction import Transaction
+from state.transaction import Transaction, access_list_gas
 from state.trie_store import RLPError, keccak, rlp_bytes, rlp_decode, rlp_encode, rlp_int, rlp_list
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -53,8 +52,7 @@ class SignedTransaction:
         return min(self.max_fee, base_fee + self.max_priority_fee)
 
     def access_list_gas(self) -> int:
-        return sum(GAS_ACCESS_LIST_ADDRESS + GAS_ACCESS_LIST_KEY * len(keys_)
-                   for _, keys_ in self.access_list)
+        return access_list_gas(self.access_list)
 
     def to_state_transaction(self, base_fee: int) -> Transaction:
         """The transaction as state applies it: the effective price, the fee cap and tip

@@ -69,6 +69,12 @@ class TxOutcome:
     contract_address: bytes | None = None
 
 
+def access_list_gas(access_list: tuple[tuple[bytes, tuple[bytes, ...]], ...]) -> int:
+    """EIP-2930's intrinsic charge for carrying an access list."""
+    return sum(GAS_ACCESS_LIST_ADDRESS + GAS_ACCESS_LIST_KEY * len(keys)
+               for _, keys in access_list)
+
+
 def intrinsic_gas(tx: Transaction, revision: Revision) -> int:
     fork = rules(revision)
     zeros = tx.data.count(0)
@@ -78,9 +84,7 @@ def intrinsic_gas(tx: Transaction, revision: Revision) -> int:
         gas += fork.tx_create_gas
         if tx.data[:4] == b"\0asm":  # compiled init code pays for its compile
             gas += fork.initcode_byte_gas * len(tx.data)
-    for _, keys in tx.access_list:
-        gas += GAS_ACCESS_LIST_ADDRESS + GAS_ACCESS_LIST_KEY * len(keys)
-    return gas + tx.extra_intrinsic_gas
+    return gas + access_list_gas(tx.access_list) + tx.extra_intrinsic_gas
 
 
 def check_transaction(backend: StateBackend, env: BlockEnv, tx: Transaction,
