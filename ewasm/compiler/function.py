@@ -90,6 +90,8 @@ UNLIKELY = 0
 GAS_REGISTER_MAX_INSTRUCTIONS = 160
 
 _INT_TYPES = ("i32", "i64")
+# Where control arrives from more than one place.
+_MERGES = frozenset({LOOP, ELSE, END})
 # Wasm name -> LLVM instruction (or funnel-shift intrinsic, for the rotations).
 _BINOPS = {_OP[f"{t}.{name}"]: (llvm, t) for t in _INT_TYPES for name, llvm in (
     ("add", "add"), ("sub", "sub"), ("mul", "mul"), ("and", "and"), ("or", "or"),
@@ -675,6 +677,8 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
             if handler is None:
                 self._unsupported(op, off)
             self.pc = pc
+            if op in _MERGES and self.range_syms is not None:
+                self.note_merge()
             if self.pending_gas and op not in _GAS_TRANSPARENT and not (
                     op == CALL and imm == self.ml.gas_import):
                 self.flush_gas()
@@ -865,10 +869,12 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
 
     def h_local_set(self, op, imm, off):
         t, v = self.pop()
+        self.note_local_write(imm, v)
         self.emit(f"store {t} {v}, ptr {self.local_ptr(imm)}")
 
     def h_local_tee(self, op, imm, off):
         t, v = self.stack[-1]
+        self.note_local_write(imm, v)
         self.emit(f"store {t} {v}, ptr {self.local_ptr(imm)}")
 
     def global_cell(self, i: int) -> str:
@@ -916,6 +922,8 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
             m = self.tmp()
             self.emit(f"{m} = and {t} {b}, {bits}")
             self.emit(f"{r} = {name} {t} {a}, {m}")
+            if t == "i32" and name == "shl":
+                self.note_shl(a, b, r)
         elif name in ("rotl", "rotr") and self.ml.calls is not None:
             # The baseline tier: FastISel has no funnel shift, and a block with one
             # falls back to SelectionDAG; two shifts and an or are the same rotation.
@@ -938,6 +946,8 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
             self.emit(f"{r} = call {t} @llvm.{fn}({t} {a}, {t} {a}, {t} {b})")
         else:
             self.emit(f"{r} = {name} {t} {a}, {b}")
+            if t == "i32" and name in ("add", "sub"):
+                self.note_add(a, b, r, name == "sub")
         self.push(t, r)
 
     def h_divop(self, op, imm, off):

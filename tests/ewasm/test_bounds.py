@@ -11,7 +11,8 @@ import wasmtime
 from hypothesis import HealthCheck, given, settings
 
 import ewasm
-from ewasm.compiler.bounds import MAX_RANGE, MIN_COVERED_IN_RUN, plan_ranges
+import gasmeter
+from ewasm.compiler.bounds import MAX_RANGE, MIN_COVERED_IN_RUN, loop_ivs, plan_ranges
 from ewasm.compiler.lower import lower_partitions
 from ewasm.errors import Trap, TrapKind
 from ewasm.opcodes import OPS
@@ -293,3 +294,238 @@ def test_planning_deeply_nested_loops_visits_each_instruction_a_bounded_number_o
 
     assert plan_ranges(Counting(body), None) == {}
     assert Counting.reads < 10 * len(body)
+
+
+# --- address formulas: constants added, induction variables ----------------------------
+
+def _ivs(wat_body: str, locals_: str = "(local $i i32) (local $n i32) (local $q i32)"):
+    module = ewasm.validate(wat2wasm(f"""(module (memory 1)
+      (func (param $b i32) {locals_} {wat_body}))"""))
+    body = module.codes[0].body
+    start = next(k for k, (op, _, _) in enumerate(body) if op == _OP["loop"])
+    ends = [k for k, (op, _, _) in enumerate(body) if op == _OP["end"]]
+    return loop_ivs(body, start, ends[-2])
+
+
+def test_a_counter_stepping_to_a_bound_is_an_induction_variable():
+    ivs = _ivs("""(loop $l (i64.store (i32.add (local.get $b) (local.get $i)) (i64.const 1))
+      (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 8)))
+                        (i32.const 64))))""")
+    assert ivs is not None and ivs.counter == 1 and ivs.test == "ne" and ivs.bound == 64
+    assert ivs.steps[1][0] == 8
+
+
+def test_a_countdown_drives_a_pointer_stepping_beside_it():
+    ivs = _ivs("""(loop $l (i32.store8 (local.get $q) (i32.const 0))
+      (local.set $q (i32.add (local.get $q) (i32.const 1)))
+      (br_if $l (local.tee $n (i32.add (local.get $n) (i32.const -1)))))""")
+    assert ivs is not None and ivs.counter == 2 and (ivs.test, ivs.bound) == ("ne", 0)
+    assert ivs.steps[2][0] == -1 and ivs.steps[3][0] == 1
+
+
+@pytest.mark.parametrize("body", [
+    # another way back to the head: iterations are not counted by the back edge
+    """(loop $l (block (br_if $l (local.get $b)))
+       (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 8))) (i32.const 64))))""",
+    # the counter written twice
+    """(loop $l (local.set $i (i32.const 0))
+       (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 8))) (i32.const 64))))""",
+    # the counter written inside a block: not once per iteration
+    """(loop $l (block (local.set $i (i32.add (local.get $i) (i32.const 8))))
+       (br_if $l (i32.ne (local.get $i) (i32.const 64))))""",
+    # a step computed, not constant
+    """(loop $l (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (local.get $b)))
+                                  (i32.const 64))))""",
+    # lt_u counting down
+    """(loop $l (br_if $l (i32.lt_u (local.tee $i (i32.sub (local.get $i) (i32.const 1)))
+                                    (i32.const 64))))""",
+])
+def test_loops_that_are_not_counted(body):
+    assert _ivs(body) is None
+
+
+_IV_LOOPS = {
+    # the counter is the index, stepping to a bound (ecpairing's Montgomery loop)
+    "ne": ("", "(br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const {s}))) "
+           "(i32.const {c})))"),
+    # a countdown beside it (a byte loop: memset)
+    "count": ("(local.set $i (i32.add (local.get $i) (i32.const {s})))",
+              "(br_if $l (local.tee $n (i32.add (local.get $n) (i32.const -1))))"),
+    "lt_u": ("(local.set $i (i32.add (local.get $i) (i32.const {s})))",
+             "(br_if $l (i32.lt_u (local.get $i) (i32.const {c})))"),
+}
+_IV_ADDRESSES = ["(i32.add (local.get $b) (local.get $i))",
+                 "(i32.add (local.get $b) (i32.shl (local.get $i) (i32.const 3)))",
+                 "(i32.add (i32.add (local.get $i) (i32.const -16)) (local.get $b))",
+                 "(local.tee $t (i32.add (local.get $b) (local.get $i)))",
+                 "(i32.sub (i32.add (local.get $i) (local.get $b)) (i32.const 4))"]
+
+
+@st.composite
+def _iv_module(draw, metered: bool):
+    shape = draw(st.sampled_from(sorted(_IV_LOOPS)))
+    step = draw(st.sampled_from([1, 4, 8, 3] + ([] if shape == "lt_u" else [-1, -8])))
+    bound = draw(st.sampled_from([0, 64, 65, PAGE - 8, PAGE]))
+    write, tail = (t.format(s=step, c=bound) for t in _IV_LOOPS[shape])
+    items = []
+    for _ in range(draw(st.integers(1, 4))):
+        addr = draw(st.sampled_from(_IV_ADDRESSES))
+        off = draw(st.sampled_from([0, 4, 24]))
+        access = draw(st.sampled_from([
+            f"(i64.store offset={off} {addr} (i64.extend_i32_u (local.get $i)))",
+            f"(local.set $acc (i64.add (local.get $acc) (i64.load32_u offset={off} {addr})))",
+            f"(i32.store8 offset={off} {addr} (i32.const 9))"]))
+        if draw(st.booleans()):
+            access = f"(if (i32.and (local.get $i) (i32.const 1)) (then {access}))"
+        items.append(access)
+    if metered:
+        items.insert(draw(st.integers(0, len(items))), "(call $gas (i64.const 3))")
+    items.insert(draw(st.integers(0, len(items))), write)
+    # An exit on a guard keeps a loop that would run 2^32 times short; it leaves the loop
+    # early, as the program may.
+    guard = "(br_if $out (i32.gt_u (local.tee $g (i32.add (local.get $g) (i32.const 1))) (i32.const 300)))"
+    gas = '(import "ethereum" "useGas" (func $gas (param i64)))' if metered else ""
+    return f"""(module {gas} (memory (export "mem") 1 1)
+  (func (export "run") (param $b i32) (param $i i32) (param $n i32) (result i64)
+    (local $acc i64) (local $t i32) (local $g i32)
+    (block $out (loop $l {guard} {" ".join(items)} {tail}))
+    (i64.add (local.get $acc) (i64.extend_i32_u (local.get $i)))))"""
+
+
+_IV_BASES = st.one_of(st.integers(0, 64), st.integers(PAGE - 600, PAGE + 8),
+                      st.just(2**32 - 8))
+_IV_STARTS = st.one_of(st.integers(0, 80), st.integers(PAGE - 80, PAGE + 8),
+                       st.integers(2**32 - 40, 2**32 - 1))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wat=_iv_module(False), b=_IV_BASES, i=_IV_STARTS, n=st.integers(0, 70))
+def test_induction_variable_loops_match_the_baseline_tier_and_wasmtime(wat, b, i, n):
+    wasm = wat2wasm(wat)
+    args = (b, i, n)
+    opt = _run(wasm, "optimized", args)
+    assert opt == _run(wasm, "baseline", args)
+    want, memory = _wasmtime(wasm, args)
+    got = opt[0]
+    assert (got[0], *((got[1][0] & (2**64 - 1),) if got[0] == "ok" else ())) == want
+    assert opt[1] == memory
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wat=_iv_module(True), b=_IV_BASES, i=_IV_STARTS, n=st.integers(0, 70),
+       gas=st.integers(0, 1500))
+def test_metered_induction_variable_loops_charge_as_the_baseline_tier(wat, b, i, n, gas):
+    wasm = wat2wasm(wat)
+    args = (b, i, n)
+    assert _run(wasm, "optimized", args, gas) == _run(wasm, "baseline", args, gas)
+
+
+MONTGOMERY = """(module (memory (export "mem") 1 1)
+  (func (export "run") (param $b i32) (param $i i32) (param $n i32) (result i64)
+    (local $t i32) (local $acc i64)
+    (loop $l
+      (i64.store (local.tee $t (i32.add (local.get $b) (local.get $i)))
+                 (i64.add (i64.load (local.get $t)) (i64.const 1)))
+      (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 8)))
+                        (i32.const 64))))
+    (local.get $acc)))"""
+
+
+def test_the_fast_version_of_a_counted_loop_checks_nothing_inside_it():
+    (text,) = lower_partitions(ewasm.validate(wat2wasm(MONTGOMERY)))
+    fn = text[text.index("define internal"):]
+    fast = fn[fn.index("\nfast"):fn.index("\njoin")]
+    exact = fn[fn.index("\nexact"):fn.index("\nfast")]
+    assert "icmp ugt" not in fast and exact.count("icmp ugt") == 2
+    # The trip count, from the counter's entry value: (64 - i) mod 2^32, divided by 8.
+    check = fn[:fn.index("\nexact")]
+    assert "udiv i64" in check and "urem i64" in check
+
+
+@pytest.mark.parametrize("b,i", [(0, 0), (PAGE - 64, 0), (PAGE - 63, 0), (PAGE - 8, 56),
+                                 (PAGE - 7, 56), (PAGE - 56, 8), (0, 60), (0, 64),
+                                 (2**32 - 8, 8), (PAGE, 0)])
+def test_a_counted_loop_traps_where_it_always_did(b, i):
+    # Past the end by one byte, an unaligned start (60: never reaches 64, wraps and runs
+    # out of bounds), a start at the bound (64: 2^29 steps to come round), an address that
+    # wraps: the fast version's check fails, and the exact one traps where it must.
+    wasm = wat2wasm(MONTGOMERY)
+    opt = _run(wasm, "optimized", (b, i, 0))
+    assert opt == _run(wasm, "baseline", (b, i, 0))
+    want, memory = _wasmtime(wasm, (b, i, 0))
+    assert opt[0][0] == want[0] and opt[1] == memory
+
+
+def _edge(wat: str, args: tuple) -> None:
+    wasm = wat2wasm(f"""(module (memory (export "mem") 1 1)
+      (func (export "run") (param $b i32) (param $i i32) (param $n i32) (result i64)
+        (local $t i32) (local $acc i64) {wat} (local.get $acc)))""")
+    opt = _run(wasm, "optimized", args)
+    assert opt == _run(wasm, "baseline", args)
+    want, memory = _wasmtime(wasm, args)
+    assert opt[0][0] == want[0] and opt[1] == memory
+
+
+@pytest.mark.parametrize("n", [1, 2, 7])
+@pytest.mark.parametrize("last", [PAGE - 8, PAGE - 7])
+def test_an_access_after_the_step_sees_the_stepped_value(n, last):
+    # The store after $i's write reaches b + i0 + 8n in the last iteration: in bounds
+    # at PAGE - 8, one byte past the end at PAGE - 7.
+    _edge("""(loop $l (local.set $i (i32.add (local.get $i) (i32.const 8)))
+      (i64.store (i32.add (local.get $b) (local.get $i)) (i64.const -1))
+      (br_if $l (local.tee $n (i32.add (local.get $n) (i32.const -1)))))""",
+          (last - 16 - 8 * n, 16, n))
+
+
+@pytest.mark.parametrize("i", [0, 8, 16, 24])
+def test_an_address_below_zero_traps_where_it_always_did(i):
+    # i - 16 is negative for a start below 16: the first access wraps to the top of
+    # the address space.
+    _edge("""(loop $l
+      (i64.store (i32.add (local.get $i) (i32.const -16)) (i64.const 5))
+      (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 8)))
+                        (i32.const 64))))""", (0, i, 0))
+
+
+@pytest.mark.parametrize("b", [0, PAGE - 600, PAGE - 64])
+@pytest.mark.parametrize("i,bound", [(60, 4), (72, 64), (8, 0), (0, 64), (64, 64)])
+def test_a_counter_past_its_bound_comes_round_through_the_whole_range(b, i, bound):
+    # Starting past the bound, the counter wraps through 2^32 before it meets it: far
+    # more iterations than bound - start, and the accesses leave the memory.
+    _edge(f"""(loop $l
+      (i64.store (i32.add (local.get $b) (local.get $i)) (i64.const 5))
+      (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 8)))
+                        (i32.const {bound}))))""", (b, i, 0))
+
+
+@pytest.mark.parametrize("i", [0, 1, PAGE // 3, 2**31])
+def test_a_local_rewritten_with_an_unknown_value_is_checked_again(i):
+    # $t is written twice: first with b, then with i * 3, which no formula describes.
+    _edge("""(local.set $t (local.get $b))
+      (i64.store (local.get $t) (i64.const 1)) (i64.store offset=8 (local.get $t) (i64.const 2))
+      (local.set $t (i32.mul (local.get $i) (i32.const 3)))
+      (i64.store (local.get $t) (i64.const 3)) (i64.store offset=8 (local.get $t) (i64.const 4))
+      (i64.store offset=16 (local.get $t) (i64.const 5))""", (0, i, 0))
+
+
+def test_a_metered_loop_is_still_counted():
+    # gasmeter charges the loop's exit segment after its back edge.
+    metered = ewasm.validate(gasmeter.inject(wat2wasm(MONTGOMERY)))
+    body = metered.codes[0].body
+    start = next(k for k, (op, _, _) in enumerate(body) if op == _OP["loop"])
+    end = [k for k, (op, _, _) in enumerate(body) if op == _OP["end"]][-2]
+    assert body[end - 1][0] == _OP["call"]  # the exit charge
+    ivs = loop_ivs(body, start, end, gas_import=0)
+    assert ivs is not None and ivs.bound == 64
+    (text,) = lower_partitions(metered, gas_import=0)
+    fn = text[text.index("define internal"):]
+    assert "icmp ugt" not in fn[fn.index("\nfast"):fn.index("\njoin")]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wat=_iv_module(False), b=_IV_BASES, i=_IV_STARTS, n=st.integers(0, 70),
+       gas=st.integers(0, 60000))
+def test_gasmeter_injected_induction_variable_loops_match_the_baseline_tier(wat, b, i, n, gas):
+    wasm = gasmeter.inject(wat2wasm(wat))
+    args = (b, i, n)
+    assert _run(wasm, "optimized", args, gas) == _run(wasm, "baseline", args, gas)
