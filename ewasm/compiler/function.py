@@ -342,11 +342,17 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
             self.has_trap = True
         else:
             site = self._trap_site(code, offset, prelude)
-            self.emit(f"br i1 {cond}, label %{site}, label %{ok}")
+            self.emit(f"br i1 {cond}, label %{site}, label %{ok}{self.cold}")
         self.start_block(ok)
 
     def trap_now(self, code: int, offset: int) -> None:
         self.emit(f"br label %{self._trap_site(code, offset)}")
+
+    @property
+    def cold(self) -> str:
+        """Branch weights for a branch whose taken side is a trap: on the optimising tier,
+        so that block placement keeps the hot path falling through."""
+        return f", !prof !{UNLIKELY}" if self.ml.optimizing else ""
 
     def check_status(self, st: str) -> None:
         bad = self.tmp()
@@ -611,7 +617,7 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
         # Recorded before the branch, as a static trap code (see trap_if).
         text.append(f"  store i64 {_trap_info(TrapKind.CALL_STACK_EXHAUSTED, fn.offset)}, "
                     "ptr %trapinfo")
-        text.append("  br i1 %exhausted, label %trap, label %b0")
+        text.append(f"  br i1 %exhausted, label %trap, label %b0{self.cold}")
         text += self.out
         text += self.deferred
         text += tail

@@ -98,7 +98,7 @@ class GasLowering:
         self.deferred += lines
         self.has_trap = True
         ok = self.label("ok")
-        self.emit(f"br i1 {oog}, label %{site}, label %{ok}")
+        self.emit(f"br i1 {oog}, label %{site}, label %{ok}{self.cold}")
         self.start_block(ok)
 
     def charge(self, amount: str, off: int) -> None:
