@@ -529,3 +529,13 @@ def test_gasmeter_injected_induction_variable_loops_match_the_baseline_tier(wat,
     wasm = gasmeter.inject(wat2wasm(wat))
     args = (b, i, n)
     assert _run(wasm, "optimized", args, gas) == _run(wasm, "baseline", args, gas)
+
+
+def test_only_the_innermost_accessing_loop_of_a_deep_nest_is_a_range():
+    # 1,000 loops nested, an access in the innermost only: the innermost is the range,
+    # and each enclosing loop is answered without rescanning its body.
+    depth = 1000
+    body = ([(_OP["loop"], 0, 0)] * depth + [(_OP["local.get"], 0, 0), (_OP["i32.load"], 0, 0),
+            (_OP["drop"], 0, 0)] + [(_OP["end"], 0, 0)] * depth + [(_OP["end"], 0, 0)])
+    ranges = plan_ranges(body, None)
+    assert ranges == {depth - 1: (depth + 4, True)}
