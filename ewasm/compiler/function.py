@@ -599,7 +599,11 @@ class _FuncLowerer(CallLowering, GasLowering, BoundsVersioning):
         gas_param = ["i64 %gas.in"] if self.gas else []
         sig = ", ".join(["ptr %ctx", "i64 %budget.in"] + gas_param
                         + [f"{lt} {n}" for lt, n in params])
-        text = [f"define @@LINKAGE@@{self.rt} @f{idx}({sig}) {attrs} {{", "entry:"]
+        # A cache line's alignment on the optimising tier: at the default 16, where a hot
+        # recursive function fell within its lines changed from one load to the next,
+        # and metered fib_naive(30) ran 1.045x or 1.12x its unmetered time by that alone.
+        align = " align 64" if self.ml.optimizing else ""
+        text = [f"define @@LINKAGE@@{self.rt} @f{idx}({sig}) {attrs}{align} {{", "entry:"]
         if self.gas and self.gas_in_register:
             # An alloca that sroa turns into SSA values: the counter lives in a register.
             text += ["  %gas = alloca i64", "  store i64 %gas.in, ptr %gas"]
