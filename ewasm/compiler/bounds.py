@@ -46,7 +46,11 @@ from ..opcodes import (
     CALL_INDIRECT,
     ELSE,
     END,
+    I32_ADD,
     I32_CONST,
+    I32_LT_U,
+    I32_NE,
+    I32_SUB,
     I64_CONST,
     IF,
     LOCAL_GET,
@@ -74,9 +78,6 @@ U32 = 0xFFFFFFFF
 
 ACCESS_OPS = frozenset(code for code, info in OPS.items()
                        if ".load" in info.name or ".store" in info.name)
-_BY_NAME = {info.name: code for code, info in OPS.items()}
-I32_ADD, I32_SUB, I32_NE, I32_LT_U = (_BY_NAME[n] for n in ("i32.add", "i32.sub", "i32.ne",
-                                                             "i32.lt_u"))
 _ENDS_RUN = frozenset({BLOCK, LOOP, IF, ELSE, END, BR, BR_IF, BR_TABLE, RETURN, UNREACHABLE,
                        CALL, CALL_INDIRECT, MEMORY_GROW})
 # Instructions after which memory may have grown, or control leave the function's code.
